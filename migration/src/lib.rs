@@ -1,0 +1,56 @@
+//! DESPACIO's database schema, as sea-orm migrations.
+//!
+//! The schema is written in SQL inside each migration: PostGIS types, partial and GiST indexes and
+//! check constraints say more in SQL than through a builder, and the SQL is what a reviewer reads.
+//!
+//! # Layout
+//! - `m20261124_000001_create_extensions`: PostGIS and `btree_gist`.
+//! - `m20261124_000002_create_accounts`: users, password credentials, sessions (refresh-token
+//!   families), refresh tokens, magic links.
+//! - `m20261124_000003_create_profiles`: profiles (with a `geography(Point,4326)` location),
+//!   preferences, settings, photos.
+//! - `m20261124_000004_create_social_graph`: swipes, résonances, blocks.
+//! - `m20261124_000005_create_moderation`: reports, moderation actions (audit trail).
+//! - `m20261124_000006_create_analytics`: anonymous aggregates.
+//!
+//! Rules: never edit a migration that has been applied somewhere; add a new one. Every migration
+//! has a `down`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_extensions;
+mod m20261124_000002_create_accounts;
+mod m20261124_000003_create_profiles;
+mod m20261124_000004_create_social_graph;
+mod m20261124_000005_create_moderation;
+mod m20261124_000006_create_analytics;
+
+/// The ordered list of DESPACIO's migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_extensions::Migration),
+            Box::new(m20261124_000002_create_accounts::Migration),
+            Box::new(m20261124_000003_create_profiles::Migration),
+            Box::new(m20261124_000004_create_social_graph::Migration),
+            Box::new(m20261124_000005_create_moderation::Migration),
+            Box::new(m20261124_000006_create_analytics::Migration),
+        ]
+    }
+}
+
+/// Runs a block of SQL statements (separated by `;`) in the migration's connection.
+pub(crate) async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    manager.get_connection().execute_unprepared(sql).await.map(|_| ())
+}
+
+/// A fingerprint of the migration list, used by tests to name a template database that is
+/// rebuilt whenever a migration is added.
+pub fn fingerprint() -> String {
+    let names: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+    let last = names.last().cloned().unwrap_or_default();
+    format!("{}_{}", names.len(), last.trim_start_matches('m').replace(['_'], ""))
+}
