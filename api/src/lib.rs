@@ -1,1 +1,38 @@
-
+//! `despacio-api`: DESPACIO's REST API (poem + poem-openapi), and the library behind the
+//! `despacio-worker` binary.
+//!
+//! A request goes through [`middleware::Observe`] (request id, body limit, problem+json for every
+//! error, metrics, one log line), the cookie layer ([`auth::cookies`]), then a poem-openapi
+//! operation. Operations live by domain; each domain folder has its `routes` (the OpenAPI
+//! operations), its `service` (the logic, taking the [`state::AppState`]) and its types.
+//!
+//! # Layout
+//! - [`config`]: typed settings from the environment.
+//! - [`startup`]: [`startup::Application`] — bind, assemble, serve, drain.
+//! - [`state`]: shared connections and services.
+//! - [`error`]: [`error::AppError`], RFC 9457 problems, per-operation error sets.
+//! - [`auth`]: accounts, passwords, magic links, JWT, refresh rotation, sessions, cookies.
+//! - [`profiles`]: `/v1/me...` and public profiles.
+//! - [`ops`]: health, readiness, metrics, Swagger UI.
+//! - [`openapi`]: the spec and its tags.
+//! - [`crypto`]: field encryption, blind index, token hashing.
+//! - [`ratelimit`]: Redis rate limits.
+//! - [`mail`]: SMTP or outbox folder.
+//! - [`validation`]: `validator` glue and value rules.
+//! - [`middleware`], [`metrics`], [`telemetry`], [`worker`].
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod mail;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod ops;
+pub mod profiles;
+pub mod ratelimit;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod validation;
+pub mod worker;

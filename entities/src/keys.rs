@@ -16,9 +16,9 @@ impl RedisKeys {
         &self.prefix
     }
 
-    /// A rate-limit counter: `rl:{name}:{subject}:{window}`.
-    pub fn rate_limit(&self, name: &str, subject: &str, window: u64) -> String {
-        format!("{}rl:{name}:{subject}:{window}", self.prefix)
+    /// A rate-limit counter: `rl:{name}:{subject}`.
+    pub fn rate_limit(&self, name: &str, subject: &str) -> String {
+        format!("{}rl:{name}:{subject}", self.prefix)
     }
 
     /// Set while a revoked session's access tokens may still be unexpired.

@@ -12,6 +12,8 @@ pub struct Model {
     /// `password`, `magic_link` or `registration`.
     pub auth_method: String,
     pub created_at: DateTimeUtc,
+    /// Last login or re-authentication in this session (the tokens' `auth_time`).
+    pub authenticated_at: DateTimeUtc,
     pub last_used_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,

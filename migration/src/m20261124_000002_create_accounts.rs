@@ -46,6 +46,8 @@ CREATE TABLE sessions (
     ip             text,
     auth_method    text NOT NULL CHECK (auth_method IN ('password', 'magic_link', 'registration')),
     created_at     timestamptz NOT NULL DEFAULT now(),
+    -- Last time the person proved who they are in this session (login or re-authentication).
+    authenticated_at timestamptz NOT NULL DEFAULT now(),
     last_used_at   timestamptz NOT NULL DEFAULT now(),
     expires_at     timestamptz NOT NULL,
     revoked_at     timestamptz,
