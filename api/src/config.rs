@@ -19,7 +19,10 @@ pub struct ConfigError {
 }
 
 fn bad(var: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError { var, message: message.into() }
+    ConfigError {
+        var,
+        message: message.into(),
+    }
 }
 
 /// `APP_ENV`.
@@ -61,10 +64,28 @@ impl RateLimits {
     fn parse(overrides: Option<&str>) -> Result<Self, ConfigError> {
         let mut map: HashMap<&'static str, Limit> = Self::DEFAULTS
             .iter()
-            .map(|&(name, count, secs)| (name, Limit { count, period: Duration::from_secs(secs) }))
+            .map(|&(name, count, secs)| {
+                (
+                    name,
+                    Limit {
+                        count,
+                        period: Duration::from_secs(secs),
+                    },
+                )
+            })
             .collect();
-        for entry in overrides.unwrap_or("").split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let err = || bad("RATE_LIMITS", format!("`{entry}` is not `name=count/seconds`"));
+        for entry in overrides
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let err = || {
+                bad(
+                    "RATE_LIMITS",
+                    format!("`{entry}` is not `name=count/seconds`"),
+                )
+            };
             let (name, rule) = entry.split_once('=').ok_or_else(err)?;
             let (count, secs) = rule.split_once('/').ok_or_else(err)?;
             let count: u64 = count.trim().parse().map_err(|_| err())?;
@@ -76,15 +97,29 @@ impl RateLimits {
                 .iter()
                 .map(|d| d.0)
                 .find(|known| *known == name.trim())
-                .ok_or_else(|| bad("RATE_LIMITS", format!("unknown limit name `{}`", name.trim())))?;
-            map.insert(key, Limit { count, period: Duration::from_secs(secs) });
+                .ok_or_else(|| {
+                    bad(
+                        "RATE_LIMITS",
+                        format!("unknown limit name `{}`", name.trim()),
+                    )
+                })?;
+            map.insert(
+                key,
+                Limit {
+                    count,
+                    period: Duration::from_secs(secs),
+                },
+            );
         }
         Ok(Self(map))
     }
 
     /// The limit called `name` (one of [`RateLimits::DEFAULTS`]).
     pub fn get(&self, name: &str) -> Limit {
-        self.0.get(name).copied().unwrap_or(Limit { count: u64::MAX, period: Duration::from_secs(1) })
+        self.0.get(name).copied().unwrap_or(Limit {
+            count: u64::MAX,
+            period: Duration::from_secs(1),
+        })
     }
 }
 
@@ -168,14 +203,19 @@ impl Settings {
             None | Some("local") | Some("development") | Some("test") => AppEnv::Local,
             Some("production") => AppEnv::Production,
             Some(other) => {
-                return Err(bad("APP_ENV", format!("`{other}` is neither `local` nor `production`")))
+                return Err(bad(
+                    "APP_ENV",
+                    format!("`{other}` is neither `local` nor `production`"),
+                ))
             }
         };
         let production = app_env == AppEnv::Production;
 
         let addr = |var: &'static str, default: &str| -> Result<SocketAddr, ConfigError> {
             let value = get(var).unwrap_or_else(|| default.to_owned());
-            value.parse().map_err(|_| bad(var, format!("`{value}` is not a host:port address")))
+            value
+                .parse()
+                .map_err(|_| bad(var, format!("`{value}` is not a host:port address")))
         };
         let boolean = |var: &'static str, default: bool| -> Result<bool, ConfigError> {
             match get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -185,16 +225,20 @@ impl Settings {
                 Some(other) => Err(bad(var, format!("`{other}` is not a boolean"))),
             }
         };
-        let seconds = |var: &'static str, default: u64, max: u64| -> Result<Duration, ConfigError> {
-            let value = match get(var) {
-                None => default,
-                Some(v) => v.trim().parse::<u64>().map_err(|_| bad(var, format!("`{v}` is not a number of seconds")))?,
+        let seconds =
+            |var: &'static str, default: u64, max: u64| -> Result<Duration, ConfigError> {
+                let value = match get(var) {
+                    None => default,
+                    Some(v) => v
+                        .trim()
+                        .parse::<u64>()
+                        .map_err(|_| bad(var, format!("`{v}` is not a number of seconds")))?,
+                };
+                if value == 0 || value > max {
+                    return Err(bad(var, format!("must be between 1 and {max} seconds")));
+                }
+                Ok(Duration::from_secs(value))
             };
-            if value == 0 || value > max {
-                return Err(bad(var, format!("must be between 1 and {max} seconds")));
-            }
-            Ok(Duration::from_secs(value))
-        };
 
         let database_url = get("DATABASE_URL")
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/despacio".to_owned());
@@ -211,10 +255,14 @@ impl Settings {
             .trim_end_matches('/')
             .to_owned();
         if !public_base_url.starts_with("http://") && !public_base_url.starts_with("https://") {
-            return Err(bad("PUBLIC_BASE_URL", "must start with http:// or https://"));
+            return Err(bad(
+                "PUBLIC_BASE_URL",
+                "must start with http:// or https://",
+            ));
         }
 
-        let object_store_url = get("OBJECT_STORE_URL").unwrap_or_else(|| "./.data/photos".to_owned());
+        let object_store_url =
+            get("OBJECT_STORE_URL").unwrap_or_else(|| "./.data/photos".to_owned());
         let smtp_url = get("SMTP_URL");
         if let Some(url) = &smtp_url {
             if !url.starts_with("smtp://") && !url.starts_with("smtps://") {
@@ -237,7 +285,12 @@ impl Settings {
         };
 
         let cors_origins = get("CORS_ORIGINS")
-            .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
 
         let rate_limits = RateLimits::parse(get("RATE_LIMITS").as_deref())?;
@@ -248,12 +301,19 @@ impl Settings {
                 let doc = pem::parse(pem_text.replace("\\n", "\n").as_bytes())
                     .map_err(|e| bad("JWT_PRIVATE_KEY", format!("not a PEM document: {e}")))?;
                 if doc.tag() != "PRIVATE KEY" {
-                    return Err(bad("JWT_PRIVATE_KEY", "expected a PKCS#8 `PRIVATE KEY` (openssl genpkey -algorithm ed25519)"));
+                    return Err(bad(
+                        "JWT_PRIVATE_KEY",
+                        "expected a PKCS#8 `PRIVATE KEY` (openssl genpkey -algorithm ed25519)",
+                    ));
                 }
                 ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(doc.contents())
                     .map_err(|_| bad("JWT_PRIVATE_KEY", "not an Ed25519 PKCS#8 private key"))?;
-                if doc.contents() == ed25519_pkcs8(&dev_key(DEV_JWT_SEED)).as_slice() && production {
-                    return Err(bad("JWT_PRIVATE_KEY", "the development key is refused in production"));
+                if doc.contents() == ed25519_pkcs8(&dev_key(DEV_JWT_SEED)).as_slice() && production
+                {
+                    return Err(bad(
+                        "JWT_PRIVATE_KEY",
+                        "the development key is refused in production",
+                    ));
                 }
                 doc.contents().to_vec()
             }
@@ -270,17 +330,29 @@ impl Settings {
                 let mut keys = Vec::new();
                 for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
                     let (kid, key) = entry.split_once(':').ok_or_else(|| {
-                        bad("DATA_ENCRYPTION_KEYS", "entries are `kid:base64-of-32-bytes`")
+                        bad(
+                            "DATA_ENCRYPTION_KEYS",
+                            "entries are `kid:base64-of-32-bytes`",
+                        )
                     })?;
                     let kid: u16 = kid.trim().parse().map_err(|_| {
-                        bad("DATA_ENCRYPTION_KEYS", format!("key id `{kid}` is not a number 0-65535"))
+                        bad(
+                            "DATA_ENCRYPTION_KEYS",
+                            format!("key id `{kid}` is not a number 0-65535"),
+                        )
                     })?;
                     let key = decode_key32("DATA_ENCRYPTION_KEYS", key)?;
                     if production && key == dev_key(DEV_DATA_KEY_SEED) {
-                        return Err(bad("DATA_ENCRYPTION_KEYS", "the development key is refused in production"));
+                        return Err(bad(
+                            "DATA_ENCRYPTION_KEYS",
+                            "the development key is refused in production",
+                        ));
                     }
                     if keys.iter().any(|(k, _)| *k == kid) {
-                        return Err(bad("DATA_ENCRYPTION_KEYS", format!("key id {kid} appears twice")));
+                        return Err(bad(
+                            "DATA_ENCRYPTION_KEYS",
+                            format!("key id {kid} appears twice"),
+                        ));
                     }
                     keys.push((kid, SecretBox::new(Box::new(key))));
                 }
@@ -289,14 +361,21 @@ impl Settings {
                 }
                 DataKeys { keys }
             }
-            None if production => return Err(bad("DATA_ENCRYPTION_KEYS", "required in production")),
-            None => DataKeys { keys: vec![(1, SecretBox::new(Box::new(dev_key(DEV_DATA_KEY_SEED))))] },
+            None if production => {
+                return Err(bad("DATA_ENCRYPTION_KEYS", "required in production"))
+            }
+            None => DataKeys {
+                keys: vec![(1, SecretBox::new(Box::new(dev_key(DEV_DATA_KEY_SEED))))],
+            },
         };
         let blind_index_key = match get("BLIND_INDEX_KEY") {
             Some(value) => {
                 let key = decode_key32("BLIND_INDEX_KEY", &value)?;
                 if production && key == dev_key(DEV_BLIND_INDEX_SEED) {
-                    return Err(bad("BLIND_INDEX_KEY", "the development key is refused in production"));
+                    return Err(bad(
+                        "BLIND_INDEX_KEY",
+                        "the development key is refused in production",
+                    ));
                 }
                 SecretBox::new(Box::new(key))
             }
@@ -306,20 +385,43 @@ impl Settings {
 
         let max_body_bytes = match get("MAX_BODY_BYTES") {
             None => 64 * 1024,
-            Some(v) => v.trim().parse::<usize>().ok().filter(|n| *n >= 1024).ok_or_else(|| {
-                bad("MAX_BODY_BYTES", format!("`{v}` is not a size in bytes (at least 1024)"))
-            })?,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1024)
+                .ok_or_else(|| {
+                    bad(
+                        "MAX_BODY_BYTES",
+                        format!("`{v}` is not a size in bytes (at least 1024)"),
+                    )
+                })?,
         };
         let password_hash_concurrency = match get("PASSWORD_HASH_CONCURRENCY") {
-            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-            Some(v) => v.trim().parse::<usize>().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| {
-                bad("PASSWORD_HASH_CONCURRENCY", format!("`{v}` is not a number between 1 and 256"))
-            })?,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "PASSWORD_HASH_CONCURRENCY",
+                        format!("`{v}` is not a number between 1 and 256"),
+                    )
+                })?,
         };
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
-            Some(other) => return Err(bad("LOG_FORMAT", format!("`{other}` is neither `json` nor `pretty`"))),
+            Some(other) => {
+                return Err(bad(
+                    "LOG_FORMAT",
+                    format!("`{other}` is neither `json` nor `pretty`"),
+                ))
+            }
         };
 
         Ok(Self {
@@ -333,7 +435,8 @@ impl Settings {
             public_base_url,
             object_store_url,
             smtp_url: smtp_url.map(SecretString::from),
-            mail_from: get("MAIL_FROM").unwrap_or_else(|| "DESPACIO <no-reply@despacio.app>".to_owned()),
+            mail_from: get("MAIL_FROM")
+                .unwrap_or_else(|| "DESPACIO <no-reply@despacio.app>".to_owned()),
             outbox_dir: PathBuf::from(get("OUTBOX_DIR").unwrap_or_else(|| "./.outbox".to_owned())),
             tls,
             cors_origins,
@@ -369,7 +472,9 @@ fn decode_key32(var: &'static str, value: &str) -> Result<[u8; 32], ConfigError>
     let bytes = B64
         .decode(value.trim())
         .map_err(|_| bad(var, "not valid base64 (openssl rand -base64 32)"))?;
-    bytes.try_into().map_err(|_| bad(var, "a key must be exactly 32 bytes"))
+    bytes
+        .try_into()
+        .map_err(|_| bad(var, "a key must be exactly 32 bytes"))
 }
 
 fn hex_prefix(bytes: &[u8], n: usize) -> String {
@@ -380,9 +485,18 @@ fn hex_prefix(bytes: &[u8], n: usize) -> String {
 mod tests {
     use super::*;
 
+    fn refused(result: Result<Settings, ConfigError>) -> ConfigError {
+        match result {
+            Err(e) => e,
+            Ok(_) => panic!("the settings were accepted"),
+        }
+    }
+
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -398,7 +512,7 @@ mod tests {
 
     #[test]
     fn production_refuses_missing_secrets_and_names_the_variable() {
-        let err = settings(&[("APP_ENV", "production")]).err().expect("refused");
+        let err = refused(settings(&[("APP_ENV", "production")]));
         assert_eq!(err.var, "JWT_PRIVATE_KEY");
     }
 
@@ -406,13 +520,11 @@ mod tests {
     fn production_refuses_the_development_keys() {
         let dev_data = format!("1:{}", B64.encode(dev_key(DEV_DATA_KEY_SEED)));
         let pem_text = pem::encode(&pem::Pem::new("PRIVATE KEY", ed25519_pkcs8(&[7u8; 32])));
-        let err = settings(&[
+        let err = refused(settings(&[
             ("APP_ENV", "production"),
             ("JWT_PRIVATE_KEY", &pem_text),
             ("DATA_ENCRYPTION_KEYS", &dev_data),
-        ])
-        .err()
-        .expect("refused");
+        ]));
         assert_eq!(err.var, "DATA_ENCRYPTION_KEYS");
     }
 
@@ -428,15 +540,22 @@ mod tests {
             ("APP_ENV", "staging"),
             ("BLIND_INDEX_KEY", "c2hvcnQ="),
         ] {
-            let err = settings(&[(var, value)]).err().expect("refused");
+            let err = refused(settings(&[(var, value)]));
             assert_eq!(err.var, var, "{var}={value}");
         }
     }
 
     #[test]
     fn rate_limit_overrides_replace_only_the_named_limits() {
-        let s = settings(&[("RATE_LIMITS", "login_per_ip=3/10, register_per_ip=1/60")]).expect("ok");
-        assert_eq!(s.rate_limits.get("login_per_ip"), Limit { count: 3, period: Duration::from_secs(10) });
+        let s =
+            settings(&[("RATE_LIMITS", "login_per_ip=3/10, register_per_ip=1/60")]).expect("ok");
+        assert_eq!(
+            s.rate_limits.get("login_per_ip"),
+            Limit {
+                count: 3,
+                period: Duration::from_secs(10)
+            }
+        );
         assert_eq!(s.rate_limits.get("register_per_ip").count, 1);
         assert_eq!(s.rate_limits.get("magic_link_per_ip").count, 10);
     }

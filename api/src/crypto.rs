@@ -48,8 +48,13 @@ impl FieldCipher {
             .first()
             .ok_or_else(|| anyhow::anyhow!("DATA_ENCRYPTION_KEYS holds no key"))?;
         let active = (*kid, Aes256Gcm::new(key.expose_secret().into()));
-        let blind_index = <Hmac<Sha256> as Mac>::new_from_slice(settings.blind_index_key.expose_secret())?;
-        Ok(Self { active, keys, blind_index })
+        let blind_index =
+            <Hmac<Sha256> as Mac>::new_from_slice(settings.blind_index_key.expose_secret())?;
+        Ok(Self {
+            active,
+            keys,
+            blind_index,
+        })
     }
 
     /// Encrypts `plaintext` with the active key, bound to `context`.
@@ -60,7 +65,13 @@ impl FieldCipher {
         let sealed = self
             .active
             .1
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
             .unwrap_or_default();
         let mut out = Vec::with_capacity(2 + 12 + sealed.len());
         out.extend_from_slice(&self.active.0.to_be_bytes());
@@ -77,7 +88,13 @@ impl FieldCipher {
         let kid = u16::from_be_bytes([stored[0], stored[1]]);
         let cipher = self.keys.get(&kid).ok_or(DecryptError)?;
         cipher
-            .decrypt(Nonce::from_slice(&stored[2..14]), Payload { msg: &stored[14..], aad: context.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(&stored[2..14]),
+                Payload {
+                    msg: &stored[14..],
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| DecryptError)
     }
 
@@ -111,7 +128,8 @@ mod tests {
     use super::*;
 
     fn cipher() -> FieldCipher {
-        FieldCipher::from_settings(&Settings::from_lookup(|_| None).expect("defaults")).expect("keys")
+        FieldCipher::from_settings(&Settings::from_lookup(|_| None).expect("defaults"))
+            .expect("keys")
     }
 
     #[test]
@@ -119,7 +137,11 @@ mod tests {
         let c = cipher();
         let sealed = c.encrypt(b"ana@example.com", "users.email:1");
         assert!(!sealed.windows(7).any(|w| w == b"example"));
-        assert_eq!(c.decrypt_string(&sealed, "users.email:1").expect("decrypts"), "ana@example.com");
+        assert_eq!(
+            c.decrypt_string(&sealed, "users.email:1")
+                .expect("decrypts"),
+            "ana@example.com"
+        );
     }
 
     #[test]

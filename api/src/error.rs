@@ -81,13 +81,23 @@ pub struct FieldProblem {
 pub enum AppError {
     /// 400: the request cannot be read (bad parameter, bad cursor, ...).
     #[error("{detail}")]
-    BadRequest { detail: String, field: Option<String> },
+    BadRequest {
+        detail: String,
+        field: Option<String>,
+    },
     /// 401: no valid credentials. `kind` is the problem type's slug.
     #[error("{detail}")]
-    Unauthorized { kind: &'static str, detail: &'static str },
+    Unauthorized {
+        kind: &'static str,
+        detail: &'static str,
+    },
     /// 403: authenticated but not allowed.
     #[error("{detail}")]
-    Forbidden { kind: &'static str, detail: String, until: Option<DateTime<Utc>> },
+    Forbidden {
+        kind: &'static str,
+        detail: String,
+        until: Option<DateTime<Utc>>,
+    },
     /// 404: no such resource, or hidden from the caller.
     #[error("{0}")]
     NotFound(&'static str),
@@ -102,7 +112,12 @@ pub enum AppError {
     Validation(Vec<FieldProblem>),
     /// 429: over a rate limit.
     #[error("rate limit {name} exceeded")]
-    RateLimited { name: &'static str, limit: u64, period_s: u64, retry_after_s: u64 },
+    RateLimited {
+        name: &'static str,
+        limit: u64,
+        period_s: u64,
+        retry_after_s: u64,
+    },
     /// 503: a dependency (Redis, PostgreSQL) does not answer.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -132,13 +147,19 @@ impl From<crate::crypto::DecryptError> for AppError {
 
 /// Whether a database error is a unique-constraint violation (SQLSTATE 23505).
 pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
-    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 impl AppError {
     /// A 400 about one field.
     pub fn bad_field(field: &str, detail: impl Into<String>) -> Self {
-        AppError::BadRequest { detail: detail.into(), field: Some(field.to_owned()) }
+        AppError::BadRequest {
+            detail: detail.into(),
+            field: Some(field.to_owned()),
+        }
     }
 
     /// A 422 about one field.
@@ -207,7 +228,8 @@ impl AppError {
                 problem.retry_after = Some(*retry_after_s);
             }
             AppError::Internal(_) => {
-                problem.detail = "an unexpected error occurred; the X-Request-Id header identifies it".into()
+                problem.detail =
+                    "an unexpected error occurred; the X-Request-Id header identifies it".into()
             }
             _ => {}
         }
@@ -222,7 +244,13 @@ impl IntoResponse for AppError {
         }
         let problem = self.problem();
         let mut resp = problem_response(&problem);
-        if let AppError::RateLimited { limit, period_s, retry_after_s, .. } = self {
+        if let AppError::RateLimited {
+            limit,
+            period_s,
+            retry_after_s,
+            ..
+        } = self
+        {
             let headers = resp.headers_mut();
             let pairs = [
                 ("retry-after", retry_after_s.to_string()),
@@ -280,7 +308,10 @@ impl<S: ErrorSet> From<AppError> for ApiError<S> {
     fn from(err: AppError) -> Self {
         let status = err.status().as_u16();
         if status != 500 && !S::STATUSES.contains(&status) {
-            tracing::warn!(status, "an operation answered a status its spec does not list");
+            tracing::warn!(
+                status,
+                "an operation answered a status its spec does not list"
+            );
         }
         ApiError(err, PhantomData)
     }
@@ -375,38 +406,97 @@ impl<S: ErrorSet> ApiResponse for ApiError<S> {
     }
 }
 
+/// What the caller knows about the request, to name the field behind a parse error.
+pub trait FieldHint {
+    /// The real name of poem-openapi's internal path parameter (`param0`).
+    fn path_param(&self, internal: &str) -> Option<String>;
+    /// The first faulty body field and why.
+    fn body_field(&self) -> Option<(String, String)>;
+}
+
 /// Turns any error poem or poem-openapi raised into a problem response (handlers' own errors
 /// already are one and pass through unchanged).
-pub fn problem_from_poem_error(err: poem::Error) -> Response {
+pub fn problem_from_poem_error(err: poem::Error, hint: &dyn FieldHint) -> Response {
     use poem_openapi::error::{
-        AuthorizationError, ContentTypeError, ParseParamError, ParseRequestPayloadError,
+        AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
+        ParseRequestPayloadError,
     };
     if err.is_from_response() {
         return err.into_response();
     }
     let status = err.status();
     let problem = if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
-        let field = unknown_or_missing_field(&e.reason);
-        AppError::BadRequest { detail: format!("the request body could not be read: {}", e.reason), field }.problem()
+        let (field, detail) = match unknown_or_missing_field(&e.reason) {
+            Some(field) => (
+                Some(field),
+                format!("the request body could not be read: {}", e.reason),
+            ),
+            None => match hint.body_field() {
+                Some((field, reason)) => (Some(field.clone()), format!("`{field}` {reason}")),
+                None => (
+                    None,
+                    format!("the request body could not be read: {}", e.reason),
+                ),
+            },
+        };
+        AppError::BadRequest { detail, field }.problem()
+    } else if let Some(e) = err.downcast_ref::<ParsePathError>() {
+        let name = hint.path_param(e.name).unwrap_or_else(|| e.name.to_owned());
+        AppError::BadRequest {
+            detail: format!("path parameter `{name}`: {}", e.reason),
+            field: Some(name),
+        }
+        .problem()
     } else if let Some(e) = err.downcast_ref::<ParseParamError>() {
-        AppError::BadRequest { detail: format!("parameter `{}`: {}", e.name, e.reason), field: Some(e.name.to_owned()) }
-            .problem()
+        AppError::BadRequest {
+            detail: format!("parameter `{}`: {}", e.name, e.reason),
+            field: Some(e.name.to_owned()),
+        }
+        .problem()
     } else if err.is::<AuthorizationError>() {
-        AppError::Unauthorized { kind: "unauthorized", detail: "a bearer access token is required" }.problem()
+        AppError::Unauthorized {
+            kind: "unauthorized",
+            detail: "a bearer access token is required",
+        }
+        .problem()
     } else if let Some(e) = err.downcast_ref::<ContentTypeError>() {
-        generic_problem(415, "unsupported-media-type", "Unsupported media type", e.to_string())
+        generic_problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            e.to_string(),
+        )
     } else if status == StatusCode::PAYLOAD_TOO_LARGE {
-        generic_problem(413, "payload-too-large", "Request body too large", err.to_string())
+        generic_problem(
+            413,
+            "payload-too-large",
+            "Request body too large",
+            err.to_string(),
+        )
     } else if status == StatusCode::NOT_FOUND {
         generic_problem(404, "not-found", "Not found", "no such resource".into())
     } else if status == StatusCode::METHOD_NOT_ALLOWED {
-        generic_problem(405, "method-not-allowed", "Method not allowed", "this path does not accept that method".into())
+        generic_problem(
+            405,
+            "method-not-allowed",
+            "Method not allowed",
+            "this path does not accept that method".into(),
+        )
     } else if status.is_server_error() {
         tracing::error!(error = %err, "unhandled error");
         AppError::Internal(anyhow::anyhow!("{err}")).problem()
     } else {
-        let slug = status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "-");
-        generic_problem(status.as_u16(), &slug, status.canonical_reason().unwrap_or("Error"), err.to_string())
+        let slug = status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+            .replace(' ', "-");
+        generic_problem(
+            status.as_u16(),
+            &slug,
+            status.canonical_reason().unwrap_or("Error"),
+            err.to_string(),
+        )
     };
     problem_response(&problem)
 }
@@ -426,7 +516,7 @@ fn generic_problem(status: u16, slug: &str, title: &str, detail: String) -> Prob
 
 /// Pulls a field name out of serde's messages (``unknown field `x` ``, ``missing field `x` ``).
 fn unknown_or_missing_field(reason: &str) -> Option<String> {
-    for marker in ["unknown field `", "missing field `", "field `", "property `"] {
+    for marker in ["unknown field `", "missing field `"] {
         if let Some(start) = reason.find(marker) {
             let rest = &reason[start + marker.len()..];
             if let Some(end) = rest.find('`') {
@@ -434,12 +524,7 @@ fn unknown_or_missing_field(reason: &str) -> Option<String> {
             }
         }
     }
-    // poem-openapi says `failed to parse "Type": ... (occurred while parsing "field")`.
-    let marker = "occurred while parsing \"";
-    reason.rfind(marker).and_then(|start| {
-        let rest = &reason[start + marker.len()..];
-        rest.find('"').map(|end| rest[..end].to_owned())
-    })
+    None
 }
 
 #[cfg(test)]
@@ -448,10 +533,9 @@ mod tests {
 
     #[test]
     fn field_names_are_found_in_parser_messages() {
-        assert_eq!(unknown_or_missing_field("unknown field `nickname`, expected one of"), Some("nickname".into()));
         assert_eq!(
-            unknown_or_missing_field(r#"failed to parse "String": Type Error (occurred while parsing "email")"#),
-            Some("email".into())
+            unknown_or_missing_field("unknown field `nickname`, expected one of"),
+            Some("nickname".into())
         );
         assert_eq!(unknown_or_missing_field("expected value at line 1"), None);
     }
@@ -459,8 +543,16 @@ mod tests {
     #[test]
     fn validation_problems_name_every_field() {
         let err = AppError::Validation(vec![
-            FieldProblem { field: "email".into(), code: "email".into(), message: "not an email".into() },
-            FieldProblem { field: "password".into(), code: "length".into(), message: "8 to 128".into() },
+            FieldProblem {
+                field: "email".into(),
+                code: "email".into(),
+                message: "not an email".into(),
+            },
+            FieldProblem {
+                field: "password".into(),
+                code: "length".into(),
+                message: "8 to 128".into(),
+            },
         ]);
         let p = err.problem();
         assert_eq!(p.status, 422);

@@ -19,6 +19,7 @@
 //! - [`ratelimit`]: Redis rate limits.
 //! - [`mail`]: SMTP or outbox folder.
 //! - [`validation`]: `validator` glue and value rules.
+//! - [`spec_index`]: names the field behind poem-openapi's parse errors.
 //! - [`middleware`], [`metrics`], [`telemetry`], [`worker`].
 pub mod auth;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod openapi;
 pub mod ops;
 pub mod profiles;
 pub mod ratelimit;
+pub mod spec_index;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

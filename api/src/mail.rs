@@ -9,8 +9,15 @@ use secrecy::ExposeSecret;
 use crate::config::{AppEnv, Settings};
 
 pub enum Mailer {
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
-    Outbox { dir: PathBuf, from: String, log_links: bool },
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    Outbox {
+        dir: PathBuf,
+        from: String,
+        log_links: bool,
+    },
 }
 
 /// One mail to send.
@@ -29,11 +36,15 @@ impl Mailer {
                 transport: AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                     .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?
                     .build(),
-                from: settings.mail_from.parse().map_err(|e| anyhow::anyhow!("MAIL_FROM: {e}"))?,
+                from: settings
+                    .mail_from
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("MAIL_FROM: {e}"))?,
             },
             None => {
-                std::fs::create_dir_all(&settings.outbox_dir)
-                    .map_err(|e| anyhow::anyhow!("OUTBOX_DIR {}: {e}", settings.outbox_dir.display()))?;
+                std::fs::create_dir_all(&settings.outbox_dir).map_err(|e| {
+                    anyhow::anyhow!("OUTBOX_DIR {}: {e}", settings.outbox_dir.display())
+                })?;
                 Mailer::Outbox {
                     dir: settings.outbox_dir.clone(),
                     from: settings.mail_from.clone(),
@@ -54,7 +65,11 @@ impl Mailer {
                 transport.send(message).await?;
                 tracing::info!("mail sent by SMTP");
             }
-            Mailer::Outbox { dir, from, log_links } => {
+            Mailer::Outbox {
+                dir,
+                from,
+                log_links,
+            } => {
                 let name = format!(
                     "{}-{}.eml",
                     chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),

@@ -14,7 +14,11 @@ use entities::auth::Role;
 use secrecy::SecretString;
 
 #[derive(Parser)]
-#[command(name = "despacio-api", version, about = "DESPACIO's REST API. Configuration comes from the environment (see README).")]
+#[command(
+    name = "despacio-api",
+    version,
+    about = "DESPACIO's REST API. Configuration comes from the environment (see README)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -103,7 +107,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_admin(settings: Settings, email: String, password: String, role: AdminRole) -> anyhow::Result<()> {
+async fn create_admin(
+    settings: Settings,
+    email: String,
+    password: String,
+    role: AdminRole,
+) -> anyhow::Result<()> {
     let chars = password.chars().count();
     if !(8..=128).contains(&chars) {
         anyhow::bail!("--password must be 8 to 128 characters");
@@ -123,6 +132,11 @@ async fn create_admin(settings: Settings, email: String, password: String, role:
     let (id, created) = create_or_promote(&state, &email, SecretString::from(password), role)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("{} {} as {} (id {id})", if created { "created" } else { "promoted" }, email, role.as_str());
+    println!(
+        "{} {} as {} (id {id})",
+        if created { "created" } else { "promoted" },
+        email,
+        role.as_str()
+    );
     Ok(())
 }

@@ -4,14 +4,15 @@ use std::{sync::Arc, time::Instant};
 
 use poem::{
     http::{header, HeaderValue},
-    Body, PathPattern, Endpoint, IntoResponse, Middleware, Request, Response, Result,
+    Body, Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result,
 };
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 
 use crate::{
-    error::{problem_from_poem_error, AppError},
+    error::{problem_from_poem_error, AppError, FieldHint},
     metrics::Metrics,
+    spec_index::SpecIndex,
 };
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -20,12 +21,18 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub struct Observe {
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    pub spec: Arc<SpecIndex>,
 }
 
 impl<E: Endpoint> Middleware<E> for Observe {
     type Output = ObserveEndpoint<E>;
     fn transform(&self, inner: E) -> Self::Output {
-        ObserveEndpoint { inner, metrics: self.metrics.clone(), max_body_bytes: self.max_body_bytes }
+        ObserveEndpoint {
+            inner,
+            metrics: self.metrics.clone(),
+            max_body_bytes: self.max_body_bytes,
+            spec: self.spec.clone(),
+        }
     }
 }
 
@@ -33,6 +40,26 @@ pub struct ObserveEndpoint<E> {
     inner: E,
     metrics: Arc<Metrics>,
     max_body_bytes: usize,
+    spec: Arc<SpecIndex>,
+}
+
+/// Resolves field names for one failed request.
+struct Hint<'a> {
+    spec: &'a SpecIndex,
+    method: &'a str,
+    route: Option<&'a str>,
+    body: Option<&'a [u8]>,
+}
+
+impl FieldHint for Hint<'_> {
+    fn path_param(&self, internal: &str) -> Option<String> {
+        self.spec.param_name(self.method, self.route?, internal)
+    }
+
+    fn body_field(&self) -> Option<(String, String)> {
+        let body: serde_json::Value = serde_json::from_slice(self.body?).ok()?;
+        self.spec.diagnose(self.method, self.route?, &body)
+    }
 }
 
 /// A client's request id is kept when it is short and plain; otherwise a new one is made.
@@ -40,30 +67,50 @@ fn request_id(req: &Request) -> String {
     req.headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-/// Refuses bodies over the limit, whether announced by `Content-Length` or streamed.
-async fn limit_body(req: &mut Request, max: usize) -> Option<Response> {
-    let too_large = || Some(AppError::PayloadTooLarge { limit: max }.into_response());
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
-        return if len > max as u64 { too_large() } else { None };
+/// Refuses bodies over the limit, whether announced by `Content-Length` or streamed. JSON
+/// bodies (small by that limit) are read here and kept, to name the faulty field if parsing fails.
+async fn read_body(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>, Response> {
+    let too_large = || AppError::PayloadTooLarge { limit: max }.into_response();
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
     }
-    if !req.headers().contains_key(header::TRANSFER_ENCODING) {
-        return None;
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json && !req.headers().contains_key(header::TRANSFER_ENCODING) {
+        return Ok(None);
     }
     let mut buf = Vec::new();
     let mut reader = req.take_body().into_async_read().take(max as u64 + 1);
     if reader.read_to_end(&mut buf).await.is_err() {
-        return Some(AppError::BadRequest { detail: "the request body could not be read".into(), field: None }.into_response());
+        return Err(AppError::BadRequest {
+            detail: "the request body could not be read".into(),
+            field: None,
+        }
+        .into_response());
     }
     if buf.len() > max {
-        return too_large();
+        return Err(too_large());
     }
-    req.set_body(Body::from(buf));
-    None
+    req.set_body(Body::from(buf.clone()));
+    Ok(Some(buf))
 }
 
 impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
@@ -74,9 +121,9 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let id = request_id(&req);
         let method = req.method().to_string();
         let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path());
-        let (mut resp, route) = match limit_body(&mut req, self.max_body_bytes).await {
-            Some(resp) => (resp, None),
-            None => match self.inner.call(req).instrument(span.clone()).await {
+        let (mut resp, route) = match read_body(&mut req, self.max_body_bytes).await {
+            Err(resp) => (resp, None),
+            Ok(body) => match self.inner.call(req).instrument(span.clone()).await {
                 Ok(resp) => {
                     let resp = resp.into_response();
                     let route = resp.data::<PathPattern>().map(|p| p.0.to_string());
@@ -84,14 +131,25 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 }
                 Err(err) => {
                     let route = err.data::<PathPattern>().map(|p| p.0.to_string());
-                    (problem_from_poem_error(err), route)
+                    let hint = Hint {
+                        spec: &self.spec,
+                        method: &method,
+                        route: route.as_deref(),
+                        body: body.as_deref(),
+                    };
+                    (problem_from_poem_error(err, &hint), route)
                 }
             },
         };
         let status = resp.status().as_u16();
-        let route = route.unwrap_or_else(|| "unmatched".into());
+        // Label with the spec's template (`/v1/profiles/{user_id}`), not poem's internal one.
+        let route = match route {
+            Some(route) => self.spec.spec_path(&method, &route).unwrap_or(route),
+            None => "unmatched".into(),
+        };
         let elapsed = started.elapsed();
-        self.metrics.observe(&method, &route, status, elapsed.as_secs_f64());
+        self.metrics
+            .observe(&method, &route, status, elapsed.as_secs_f64());
         if let Ok(value) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(REQUEST_ID, value);
         }

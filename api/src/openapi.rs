@@ -43,8 +43,12 @@ pub type Apis = (OpsApi, KeysApi, AuthApi, MeApi, ProfilesApi);
 
 /// The service with every operation.
 pub fn service(metrics: Arc<Metrics>) -> OpenApiService<Apis, ()> {
-    OpenApiService::new((OpsApi { metrics }, KeysApi, AuthApi, MeApi, ProfilesApi), "DESPACIO API", env!("CARGO_PKG_VERSION"))
-        .description(DESCRIPTION)
+    OpenApiService::new(
+        (OpsApi { metrics }, KeysApi, AuthApi, MeApi, ProfilesApi),
+        "DESPACIO API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(DESCRIPTION)
 }
 
 /// The spec as committed in `openapi/openapi.json` (pretty JSON, trailing newline).

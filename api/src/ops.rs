@@ -57,7 +57,9 @@ impl OpsApi {
     /// 200 while the process runs; checks nothing else.
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Json<Health> {
-        Json(Health { status: "ok".into() })
+        Json(Health {
+            status: "ok".into(),
+        })
     }
 
     /// Readiness probe
@@ -77,7 +79,11 @@ impl OpsApi {
             Err(_) => "timeout".to_owned(),
         };
         let ready = postgres == "ok" && redis == "ok";
-        let body = Readiness { status: if ready { "ready" } else { "not_ready" }.into(), postgres, redis };
+        let body = Readiness {
+            status: if ready { "ready" } else { "not_ready" }.into(),
+            postgres,
+            redis,
+        };
         if ready {
             ReadyResponse::Ready(Json(body))
         } else {
@@ -96,13 +102,21 @@ impl OpsApi {
 
 /// Swagger UI's configuration: our spec, "Authorize" remembered across reloads.
 pub fn swagger_config() -> Arc<Config<'static>> {
-    Arc::new(Config::new(["/openapi.json"]).persist_authorization(true).try_it_out_enabled(true).display_request_duration(true))
+    Arc::new(
+        Config::new(["/openapi.json"])
+            .persist_authorization(true)
+            .try_it_out_enabled(true)
+            .display_request_duration(true),
+    )
 }
 
 /// `GET /docs`: Swagger UI lives under `/docs/` (its assets are relative paths).
 #[handler]
 pub fn docs_redirect() -> Response {
-    Response::builder().status(StatusCode::PERMANENT_REDIRECT).header("location", "/docs/").finish()
+    Response::builder()
+        .status(StatusCode::PERMANENT_REDIRECT)
+        .header("location", "/docs/")
+        .finish()
 }
 
 /// `GET /docs/*path`: Swagger UI's files, embedded in the binary (nothing is downloaded).
@@ -125,7 +139,9 @@ pub fn docs_file(path: Path<String>, config: poem::web::Data<&Arc<Config<'static
 #[handler]
 pub fn docs_index(config: poem::web::Data<&Arc<Config<'static>>>) -> Response {
     match utoipa_swagger_ui::serve("", config.0.clone()) {
-        Ok(Some(file)) => Response::builder().content_type(file.content_type).body(file.bytes.to_vec()),
+        Ok(Some(file)) => Response::builder()
+            .content_type(file.content_type)
+            .body(file.bytes.to_vec()),
         _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }

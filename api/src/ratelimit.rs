@@ -35,7 +35,11 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(redis: Pool, keys: RedisKeys, limits: Arc<RateLimits>) -> Self {
-        Self { redis, keys, limits }
+        Self {
+            redis,
+            keys,
+            limits,
+        }
     }
 
     fn refuse(&self, name: &'static str, ttl_ms: i64) -> AppError {
@@ -62,8 +66,14 @@ impl RateLimiter {
     pub async fn check(&self, name: &'static str, subject: &str) -> Result<(), AppError> {
         let key = self.keys.rate_limit(name, subject);
         let (count, ttl): (u64, i64) = {
-            let v: Vec<i64> = self.redis.eval(PEEK, vec![key], Vec::<String>::new()).await?;
-            (v.first().copied().unwrap_or(0).max(0) as u64, v.get(1).copied().unwrap_or(0))
+            let v: Vec<i64> = self
+                .redis
+                .eval(PEEK, vec![key], Vec::<String>::new())
+                .await?;
+            (
+                v.first().copied().unwrap_or(0).max(0) as u64,
+                v.get(1).copied().unwrap_or(0),
+            )
         };
         if count >= self.limits.get(name).count {
             return Err(self.refuse(name, ttl));
@@ -86,6 +96,9 @@ impl RateLimiter {
         let key = self.keys.rate_limit(name, subject);
         let period_ms = self.limits.get(name).period.as_millis().to_string();
         let v: Vec<i64> = self.redis.eval(HIT, vec![key], vec![period_ms]).await?;
-        Ok((v.first().copied().unwrap_or(0).max(0) as u64, v.get(1).copied().unwrap_or(0)))
+        Ok((
+            v.first().copied().unwrap_or(0).max(0) as u64,
+            v.get(1).copied().unwrap_or(0),
+        ))
     }
 }

@@ -3,14 +3,14 @@
 //! [`Application::build`] connects, migrates (when `AUTO_MIGRATE`), binds the listener (port 0
 //! works: tests read the bound port back) and assembles the routes; [`Application::run_until_stopped`]
 //! serves until the shutdown future resolves, then lets in-flight requests finish (up to 30 s).
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use migration::MigratorTrait;
 use poem::{
     listener::{Acceptor, AcceptorExt, Listener, RustlsCertificate, RustlsConfig, TcpListener},
     middleware::{CookieJarManager, Cors},
     EndpointExt, Route, Server,
 };
-use migration::MigratorTrait;
 
 use crate::{
     auth::cookies::CookieAuth,
@@ -18,6 +18,7 @@ use crate::{
     middleware::Observe,
     openapi,
     ops::{self, swagger_config},
+    spec_index::SpecIndex,
     state::AppState,
 };
 
@@ -30,7 +31,9 @@ pub struct Application {
 
 /// Applies pending migrations.
 pub async fn migrate(db: &sea_orm::DatabaseConnection) -> anyhow::Result<()> {
-    migration::Migrator::up(db, None).await.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
+    migration::Migrator::up(db, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }
 
 impl Application {
@@ -48,6 +51,7 @@ impl Application {
         let settings = state.settings.clone();
         let metrics = state.metrics.clone();
         let api = openapi::service(metrics.clone());
+        let spec_index = Arc::new(SpecIndex::new(&api.spec()));
         let spec = api.spec_endpoint();
         let mut routes = Route::new()
             .at("/openapi.json", spec)
@@ -63,17 +67,39 @@ impl Application {
             let cors = settings
                 .cors_origins
                 .iter()
-                .fold(Cors::new(), |cors, origin| cors.allow_origin(origin.as_str()))
+                .fold(Cors::new(), |cors, origin| {
+                    cors.allow_origin(origin.as_str())
+                })
                 .allow_credentials(true)
-                .allow_headers(["authorization", "content-type", "x-csrf-token", "idempotency-key", "x-request-id"])
-                .expose_headers(["x-request-id", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]);
+                .allow_headers([
+                    "authorization",
+                    "content-type",
+                    "x-csrf-token",
+                    "idempotency-key",
+                    "x-request-id",
+                ])
+                .expose_headers([
+                    "x-request-id",
+                    "retry-after",
+                    "ratelimit-limit",
+                    "ratelimit-remaining",
+                    "ratelimit-reset",
+                ]);
             routes = routes.with(cors).boxed();
         }
-        let app = routes.with(Observe { metrics, max_body_bytes: settings.max_body_bytes }).boxed();
+        let app = routes
+            .with(Observe {
+                metrics,
+                max_body_bytes: settings.max_body_bytes,
+                spec: spec_index,
+            })
+            .boxed();
 
         let (acceptor, addr) = match &settings.tls {
             None => {
-                let acceptor = TcpListener::bind(settings.api_addr).into_acceptor().await
+                let acceptor = TcpListener::bind(settings.api_addr)
+                    .into_acceptor()
+                    .await
                     .map_err(|e| anyhow::anyhow!("API_ADDR {}: {e}", settings.api_addr))?;
                 let addr = first_addr(&acceptor)?;
                 (acceptor.boxed(), addr)
@@ -81,14 +107,22 @@ impl Application {
             Some((cert, key)) => {
                 let cert = std::fs::read(cert).map_err(|e| anyhow::anyhow!("TLS_CERT: {e}"))?;
                 let key = std::fs::read(key).map_err(|e| anyhow::anyhow!("TLS_KEY: {e}"))?;
-                let tls = RustlsConfig::new().fallback(RustlsCertificate::new().cert(cert).key(key));
-                let acceptor = TcpListener::bind(settings.api_addr).rustls(tls).into_acceptor().await
+                let tls =
+                    RustlsConfig::new().fallback(RustlsCertificate::new().cert(cert).key(key));
+                let acceptor = TcpListener::bind(settings.api_addr)
+                    .rustls(tls)
+                    .into_acceptor()
+                    .await
                     .map_err(|e| anyhow::anyhow!("API_ADDR / TLS_CERT / TLS_KEY: {e}"))?;
                 let addr = first_addr(&acceptor)?;
                 (acceptor.boxed(), addr)
             }
         };
-        Ok(Self { acceptor, addr, app })
+        Ok(Self {
+            acceptor,
+            addr,
+            app,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -97,7 +131,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests (at most 30 s).
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         tracing::info!(addr = %self.addr, "despacio-api listening; Swagger UI at /docs/");
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.app, shutdown, Some(Duration::from_secs(30)))
@@ -112,7 +149,3 @@ fn first_addr(acceptor: &impl Acceptor) -> anyhow::Result<SocketAddr> {
         .find_map(|a| a.as_socket_addr().copied())
         .ok_or_else(|| anyhow::anyhow!("the listener has no socket address"))
 }
-
-
-
-

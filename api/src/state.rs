@@ -52,7 +52,9 @@ pub async fn connect_redis(settings: &Settings) -> anyhow::Result<Pool> {
         .with_connection_config(|c| {
             c.connection_timeout = std::time::Duration::from_secs(5);
         })
-        .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .set_policy(fred::prelude::ReconnectPolicy::new_exponential(
+            0, 100, 5_000, 2,
+        ))
         .build_pool(4)?;
     tokio::time::timeout(std::time::Duration::from_secs(10), pool.init())
         .await
@@ -69,15 +71,34 @@ impl AppState {
         Self::from_parts(settings, db, redis)
     }
 
-    pub fn from_parts(settings: Settings, db: DatabaseConnection, redis: Pool) -> anyhow::Result<Self> {
+    pub fn from_parts(
+        settings: Settings,
+        db: DatabaseConnection,
+        redis: Pool,
+    ) -> anyhow::Result<Self> {
         let keys = RedisKeys::new(settings.redis_prefix.clone());
         let cipher = Arc::new(FieldCipher::from_settings(&settings)?);
         let jwt = Arc::new(JwtKeys::from_settings(&settings)?);
         let hasher = PasswordHasher::new(settings.password_hash_concurrency)?;
         let mailer = Arc::new(Mailer::from_settings(&settings)?);
         let settings = Arc::new(settings);
-        let limiter = RateLimiter::new(redis.clone(), keys.clone(), Arc::new(settings.rate_limits.clone()));
+        let limiter = RateLimiter::new(
+            redis.clone(),
+            keys.clone(),
+            Arc::new(settings.rate_limits.clone()),
+        );
         let metrics = Arc::new(Metrics::new()?);
-        Ok(Self { settings, db, redis, keys, cipher, jwt, hasher, limiter, mailer, metrics })
+        Ok(Self {
+            settings,
+            db,
+            redis,
+            keys,
+            cipher,
+            jwt,
+            hasher,
+            limiter,
+            mailer,
+            metrics,
+        })
     }
 }

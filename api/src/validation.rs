@@ -17,14 +17,32 @@ pub fn check<T: Validate>(value: &T) -> Result<(), AppError> {
 
 fn flatten(prefix: &str, errors: &ValidationErrors, out: &mut Vec<FieldProblem>) {
     for (field, kind) in errors.errors() {
-        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
         match kind {
             ValidationErrorsKind::Field(list) => {
                 for e in list {
+                    // Struct-level rules (`__all__`) say which field they are about.
+                    let named = e
+                        .params
+                        .get("field")
+                        .and_then(|v| v.as_str())
+                        .filter(|_| field == "__all__");
                     out.push(FieldProblem {
-                        field: path.clone(),
+                        field: match named {
+                            Some(name) if prefix.is_empty() => name.to_owned(),
+                            Some(name) => format!("{prefix}.{name}"),
+                            None => path.clone(),
+                        },
                         code: e.code.to_string(),
-                        message: e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| describe(e)),
+                        message: e
+                            .message
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_else(|| describe(e)),
                     });
                 }
             }
@@ -72,13 +90,17 @@ pub fn age_on(birthdate: NaiveDate, today: NaiveDate) -> i32 {
 }
 
 /// `validator` custom rule: 18 or older today, and born after 1900.
-pub fn adult(birthdate: &NaiveDate) -> Result<(), ValidationError> {
+pub fn adult(birthdate: &Date) -> Result<(), ValidationError> {
+    let birthdate = &birthdate.0;
     let today = Utc::now().date_naive();
     if *birthdate > today || birthdate.year() < 1900 {
-        return Err(ValidationError::new("birthdate").with_message("is not a plausible birth date".into()));
+        return Err(
+            ValidationError::new("birthdate").with_message("is not a plausible birth date".into())
+        );
     }
     if age_on(*birthdate, today) < 18 {
-        return Err(ValidationError::new("underage").with_message("you must be at least 18 years old".into()));
+        return Err(ValidationError::new("underage")
+            .with_message("you must be at least 18 years old".into()));
     }
     Ok(())
 }
@@ -86,9 +108,68 @@ pub fn adult(birthdate: &NaiveDate) -> Result<(), ValidationError> {
 /// `validator` custom rule: no control characters (names, short texts).
 pub fn printable(value: &str) -> Result<(), ValidationError> {
     if value.chars().any(|c| c.is_control() && c != '\n') || value.trim().is_empty() {
-        return Err(ValidationError::new("printable").with_message("must be non-blank text without control characters".into()));
+        return Err(ValidationError::new("printable")
+            .with_message("must be non-blank text without control characters".into()));
     }
     Ok(())
+}
+
+/// A calendar date, `YYYY-MM-DD`, documented with the standard `format: date` so generated SDKs
+/// map it to their date type (poem-openapi's own `NaiveDate` says `naive-date`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date(pub NaiveDate);
+
+impl poem_openapi::types::Type for Date {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "string_date".into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(
+            poem_openapi::registry::MetaSchema::new_with_format("string", "date"),
+        ))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for Date {
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        match value.unwrap_or_default() {
+            serde_json::Value::String(text) => NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| {
+                    poem_openapi::types::ParseError::custom("expected a date as YYYY-MM-DD")
+                }),
+            other => Err(poem_openapi::types::ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl poem_openapi::types::ToJSON for Date {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::String(
+            self.0.format("%Y-%m-%d").to_string(),
+        ))
+    }
+}
+
+impl serde::Serialize for Date {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0.format("%Y-%m-%d"))
+    }
 }
 
 #[cfg(test)]
@@ -111,8 +192,14 @@ mod tests {
 
     #[test]
     fn nested_fields_are_named_with_their_path() {
-        let err = check(&Sample { email: "nope".into(), inner: Inner { latitude: 91.0 } }).err().expect("invalid");
-        let AppError::Validation(problems) = err else { panic!("not a validation error") };
+        let err = check(&Sample {
+            email: "nope".into(),
+            inner: Inner { latitude: 91.0 },
+        })
+        .expect_err("invalid");
+        let AppError::Validation(problems) = err else {
+            panic!("not a validation error")
+        };
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["email", "inner.latitude"]);
         assert_eq!(problems[1].message, "must be between -90.0 and 90.0");
@@ -129,9 +216,9 @@ mod tests {
     #[test]
     fn minors_and_future_dates_are_refused() {
         let today = Utc::now().date_naive();
-        assert!(adult(&today).is_err());
-        assert!(adult(&(today + chrono::Days::new(1))).is_err());
-        assert!(adult(&NaiveDate::from_ymd_opt(1990, 1, 1).expect("date")).is_ok());
+        assert!(adult(&Date(today)).is_err());
+        assert!(adult(&Date(today + chrono::Days::new(1))).is_err());
+        assert!(adult(&Date(NaiveDate::from_ymd_opt(1990, 1, 1).expect("date"))).is_ok());
     }
 
     #[test]

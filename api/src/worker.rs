@@ -10,7 +10,7 @@ use poem::{listener::TcpListener, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use crate::{middleware::Observe, ops::OpsApi, state::AppState};
+use crate::{middleware::Observe, ops::OpsApi, spec_index::SpecIndex, state::AppState};
 
 /// One pass of every sweep; returns how many rows went.
 pub async fn sweep(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
@@ -29,7 +29,10 @@ pub async fn sweep(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
 }
 
 /// Runs the worker until `shutdown` resolves.
-pub async fn run(state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let db = state.db.clone();
     let sweeper = tokio::spawn(async move {
@@ -46,10 +49,23 @@ pub async fn run(state: AppState, shutdown: impl Future<Output = ()> + Send + 's
     });
     let metrics = state.metrics.clone();
     let addr = state.settings.worker_addr;
-    let ops = OpenApiService::new(OpsApi { metrics: metrics.clone() }, "despacio-worker", env!("CARGO_PKG_VERSION"));
-    let app = Route::new().nest("/", ops).data(state).with(Observe { metrics: Arc::clone(&metrics), max_body_bytes: 1024 });
+    let ops = OpenApiService::new(
+        OpsApi {
+            metrics: metrics.clone(),
+        },
+        "despacio-worker",
+        env!("CARGO_PKG_VERSION"),
+    );
+    let spec = Arc::new(SpecIndex::new(&ops.spec()));
+    let app = Route::new().nest("/", ops).data(state).with(Observe {
+        metrics: Arc::clone(&metrics),
+        max_body_bytes: 1024,
+        spec,
+    });
     tracing::info!(%addr, "despacio-worker running");
-    Server::new(TcpListener::bind(addr)).run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10))).await?;
+    Server::new(TcpListener::bind(addr))
+        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
+        .await?;
     let _ = stop_tx.send(true);
     sweeper.await?;
     Ok(())

@@ -44,13 +44,24 @@ impl MigratorTrait for Migrator {
 
 /// Runs a block of SQL statements (separated by `;`) in the migration's connection.
 pub(crate) async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
-    manager.get_connection().execute_unprepared(sql).await.map(|_| ())
+    manager
+        .get_connection()
+        .execute_unprepared(sql)
+        .await
+        .map(|_| ())
 }
 
 /// A fingerprint of the migration list, used by tests to name a template database that is
 /// rebuilt whenever a migration is added.
 pub fn fingerprint() -> String {
-    let names: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
     let last = names.last().cloned().unwrap_or_default();
-    format!("{}_{}", names.len(), last.trim_start_matches('m').replace(['_'], ""))
+    format!(
+        "{}_{}",
+        names.len(),
+        last.trim_start_matches('m').replace(['_'], "")
+    )
 }

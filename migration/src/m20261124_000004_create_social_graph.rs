@@ -55,7 +55,10 @@ CREATE INDEX blocks_blocked_idx ON blocks (blocked_id);
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::run_sql(manager, "DROP TABLE blocks; DROP TABLE resonances; DROP TABLE swipes;")
-            .await
+        crate::run_sql(
+            manager,
+            "DROP TABLE blocks; DROP TABLE resonances; DROP TABLE swipes;",
+        )
+        .await
     }
 }

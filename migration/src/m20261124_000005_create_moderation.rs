@@ -50,6 +50,10 @@ CREATE INDEX moderation_actions_created_idx ON moderation_actions (created_at DE
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::run_sql(manager, "DROP TABLE moderation_actions; DROP TABLE reports;").await
+        crate::run_sql(
+            manager,
+            "DROP TABLE moderation_actions; DROP TABLE reports;",
+        )
+        .await
     }
 }

@@ -1,1 +1,56 @@
-fn main() {}
+//! `despacio-gateway`: see the crate docs.
+use std::process::ExitCode;
+
+use ws_gateway::{config::Settings, server::Gateway};
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("despacio-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,fred=warn".into());
+    if settings.json_logs {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .compact()
+            .with_env_filter(filter)
+            .init();
+    }
+    let result = async {
+        let gateway = Gateway::build(&settings).await?;
+        gateway.run_until_stopped(shutdown_signal()).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("despacio-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

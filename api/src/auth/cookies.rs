@@ -30,7 +30,10 @@ pub fn is_browser(req: &Request) -> bool {
 /// The double-submit check: the `X-CSRF-Token` header equals the `despacio_csrf` cookie.
 pub fn csrf_ok(req: &Request) -> bool {
     let header = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    let cookie = req.cookie().get(CSRF_COOKIE).map(|c| c.value_str().to_owned());
+    let cookie = req
+        .cookie()
+        .get(CSRF_COOKIE)
+        .map(|c| c.value_str().to_owned());
     match (header, cookie) {
         (Some(h), Some(c)) if !c.is_empty() => constant_time_eq(h.as_bytes(), c.as_bytes()),
         _ => false,
@@ -45,12 +48,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn csrf_failed() -> AppError {
     AppError::Forbidden {
         kind: "csrf-failed",
-        detail: "cookie-authenticated requests must echo the despacio_csrf cookie in X-CSRF-Token".into(),
+        detail: "cookie-authenticated requests must echo the despacio_csrf cookie in X-CSRF-Token"
+            .into(),
         until: None,
     }
 }
 
-fn cookie(settings: &Settings, name: &str, value: &str, path: &str, max_age: Duration, http_only: bool, same_site: SameSite) -> Cookie {
+fn cookie(
+    settings: &Settings,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Duration,
+    http_only: bool,
+    same_site: SameSite,
+) -> Cookie {
     let mut c = Cookie::new_with_str(name, value);
     c.set_path(path);
     c.set_http_only(http_only);
@@ -62,15 +74,51 @@ fn cookie(settings: &Settings, name: &str, value: &str, path: &str, max_age: Dur
 
 /// Sets the three session cookies after a login, registration, magic link or refresh.
 pub fn set_session_cookies(jar: &CookieJar, settings: &Settings, access: &str, refresh: &str) {
-    jar.add(cookie(settings, REFRESH_COOKIE, refresh, "/v1/auth", settings.refresh_token_ttl, true, SameSite::Strict));
-    jar.add(cookie(settings, ACCESS_COOKIE, access, "/", settings.access_token_ttl, true, SameSite::Lax));
-    jar.add(cookie(settings, CSRF_COOKIE, &crate::crypto::new_token(), "/", settings.refresh_token_ttl, false, SameSite::Strict));
+    jar.add(cookie(
+        settings,
+        REFRESH_COOKIE,
+        refresh,
+        "/v1/auth",
+        settings.refresh_token_ttl,
+        true,
+        SameSite::Strict,
+    ));
+    jar.add(cookie(
+        settings,
+        ACCESS_COOKIE,
+        access,
+        "/",
+        settings.access_token_ttl,
+        true,
+        SameSite::Lax,
+    ));
+    jar.add(cookie(
+        settings,
+        CSRF_COOKIE,
+        &crate::crypto::new_token(),
+        "/",
+        settings.refresh_token_ttl,
+        false,
+        SameSite::Strict,
+    ));
 }
 
 /// Expires the session cookies (logout).
 pub fn clear_session_cookies(jar: &CookieJar, settings: &Settings) {
-    for (name, path, http_only) in [(REFRESH_COOKIE, "/v1/auth", true), (ACCESS_COOKIE, "/", true), (CSRF_COOKIE, "/", false)] {
-        jar.add(cookie(settings, name, "", path, Duration::ZERO, http_only, SameSite::Strict));
+    for (name, path, http_only) in [
+        (REFRESH_COOKIE, "/v1/auth", true),
+        (ACCESS_COOKIE, "/", true),
+        (CSRF_COOKIE, "/", false),
+    ] {
+        jar.add(cookie(
+            settings,
+            name,
+            "",
+            path,
+            Duration::ZERO,
+            http_only,
+            SameSite::Strict,
+        ));
     }
 }
 
@@ -92,7 +140,11 @@ impl<E: Endpoint> Endpoint for CookieAuthEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
         if !req.headers().contains_key(header::AUTHORIZATION) {
-            if let Some(token) = req.cookie().get(ACCESS_COOKIE).map(|c| c.value_str().to_owned()) {
+            if let Some(token) = req
+                .cookie()
+                .get(ACCESS_COOKIE)
+                .map(|c| c.value_str().to_owned())
+            {
                 let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
                 if !token.is_empty() {
                     if !safe && !csrf_ok(&req) {

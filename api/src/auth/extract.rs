@@ -32,18 +32,29 @@ pub struct Caller {
 pub struct BearerAuth(pub Caller);
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
-    let state = req
-        .data::<AppState>()
-        .ok_or_else(|| poem::Error::from_string("application state missing", poem::http::StatusCode::INTERNAL_SERVER_ERROR))?;
-    authenticate(state, &bearer.token).await.map_err(|e| poem::Error::from_response(poem::IntoResponse::into_response(e)))
+    let state = req.data::<AppState>().ok_or_else(|| {
+        poem::Error::from_string(
+            "application state missing",
+            poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+        )
+    })?;
+    authenticate(state, &bearer.token)
+        .await
+        .map_err(|e| poem::Error::from_response(poem::IntoResponse::into_response(e)))
 }
 
 /// Verifies an access token and that its session is still alive.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, AppError> {
     let claims = state.jwt.verify(token)?;
-    let revoked: bool = state.redis.exists(state.keys.revoked_session(&claims.sid)).await?;
+    let revoked: bool = state
+        .redis
+        .exists(state.keys.revoked_session(&claims.sid))
+        .await?;
     if revoked {
-        return Err(AppError::Unauthorized { kind: "session-revoked", detail: "this session has been signed out" });
+        return Err(AppError::Unauthorized {
+            kind: "session-revoked",
+            detail: "this session has been signed out",
+        });
     }
     Ok(Caller {
         user_id: claims.sub,
@@ -60,7 +71,8 @@ impl Caller {
         if Utc::now() - self.auth_time > window {
             return Err(AppError::Forbidden {
                 kind: "reauthentication-required",
-                detail: "confirm your password with POST /v1/auth/reauthenticate, then retry".into(),
+                detail: "confirm your password with POST /v1/auth/reauthenticate, then retry"
+                    .into(),
                 until: None,
             });
         }

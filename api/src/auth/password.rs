@@ -7,7 +7,9 @@
 use std::{sync::Arc, time::Duration};
 
 use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString},
+    password_hash::{
+        rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString,
+    },
     Algorithm, Argon2, Params, Version,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -40,10 +42,16 @@ impl PasswordHasher {
             .hash_password(crate::crypto::new_token().as_bytes(), &salt)
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
             .to_string();
-        Ok(Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy: dummy.into() })
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy: dummy.into(),
+        })
     }
 
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
         let permit = tokio::time::timeout(QUEUE_TIMEOUT, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| AppError::Unavailable("the server is busy; retry shortly"))?
@@ -73,12 +81,18 @@ impl PasswordHasher {
 
     /// Whether `password` matches `stored` (an unknown account passes `None` and always fails,
     /// after the same amount of work).
-    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> Result<bool, AppError> {
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<bool, AppError> {
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| self.dummy.to_string());
         let ok = self
             .run(move || match PasswordHash::new(&phc) {
-                Ok(hash) => argon2().verify_password(password.expose_secret().as_bytes(), &hash).is_ok(),
+                Ok(hash) => argon2()
+                    .verify_password(password.expose_secret().as_bytes(), &hash)
+                    .is_ok(),
                 Err(_) => false,
             })
             .await?;
@@ -93,10 +107,22 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_use_owasp_parameters() {
         let hasher = PasswordHasher::new(2).expect("hasher");
-        let phc = hasher.hash(SecretString::from("correct horse")).await.expect("hash");
+        let phc = hasher
+            .hash(SecretString::from("correct horse"))
+            .await
+            .expect("hash");
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(hasher.verify(SecretString::from("correct horse"), Some(phc.clone())).await.expect("verify"));
-        assert!(!hasher.verify(SecretString::from("wrong horse"), Some(phc)).await.expect("verify"));
-        assert!(!hasher.verify(SecretString::from("anything"), None).await.expect("verify"));
+        assert!(hasher
+            .verify(SecretString::from("correct horse"), Some(phc.clone()))
+            .await
+            .expect("verify"));
+        assert!(!hasher
+            .verify(SecretString::from("wrong horse"), Some(phc))
+            .await
+            .expect("verify"));
+        assert!(!hasher
+            .verify(SecretString::from("anything"), None)
+            .await
+            .expect("verify"));
     }
 }

@@ -1,12 +1,7 @@
 //! `/v1/auth/...` and `/.well-known/jwks.json`.
 use chrono::{DateTime, Utc};
 use poem::{web::cookie::CookieJar, Request};
-use poem_openapi::{
-    param::Path,
-    payload::Json,
-    types::Example,
-    ApiResponse, Object, OpenApi,
-};
+use poem_openapi::{param::Path, payload::Json, types::Example, ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 use uuid::Uuid;
 use validator::Validate;
@@ -42,7 +37,11 @@ pub struct RegisterRequest {
 
 impl Example for RegisterRequest {
     fn example() -> Self {
-        Self { email: "ana@example.com".into(), password: "slow-and-steady-2026".into(), display_name: Some("Ana".into()) }
+        Self {
+            email: "ana@example.com".into(),
+            password: "slow-and-steady-2026".into(),
+            display_name: Some("Ana".into()),
+        }
     }
 }
 
@@ -59,7 +58,10 @@ pub struct LoginRequest {
 
 impl Example for LoginRequest {
     fn example() -> Self {
-        Self { email: "ana@example.com".into(), password: "slow-and-steady-2026".into() }
+        Self {
+            email: "ana@example.com".into(),
+            password: "slow-and-steady-2026".into(),
+        }
     }
 }
 
@@ -73,7 +75,9 @@ pub struct MagicLinkRequest {
 
 impl Example for MagicLinkRequest {
     fn example() -> Self {
-        Self { email: "ana@example.com".into() }
+        Self {
+            email: "ana@example.com".into(),
+        }
     }
 }
 
@@ -87,7 +91,9 @@ pub struct MagicLinkVerifyRequest {
 
 impl Example for MagicLinkVerifyRequest {
     fn example() -> Self {
-        Self { token: "q3Jw0cN7a2nq9mE4bH1vXyZp5tLkR8sDfG6uVwA2oQe".into() }
+        Self {
+            token: "q3Jw0cN7a2nq9mE4bH1vXyZp5tLkR8sDfG6uVwA2oQe".into(),
+        }
     }
 }
 
@@ -102,7 +108,9 @@ pub struct RefreshRequest {
 
 impl Example for RefreshRequest {
     fn example() -> Self {
-        Self { refresh_token: Some("bW9yZS10aGFuLTI1Ni1iaXRzLW9mLXJhbmRvbW5lc3M".into()) }
+        Self {
+            refresh_token: Some("bW9yZS10aGFuLTI1Ni1iaXRzLW9mLXJhbmRvbW5lc3M".into()),
+        }
     }
 }
 
@@ -117,7 +125,9 @@ pub struct ReauthenticateRequest {
 
 impl Example for ReauthenticateRequest {
     fn example() -> Self {
-        Self { password: "slow-and-steady-2026".into() }
+        Self {
+            password: "slow-and-steady-2026".into(),
+        }
     }
 }
 
@@ -169,7 +179,9 @@ pub struct Accepted {
 
 impl Example for Accepted {
     fn example() -> Self {
-        Self { message: "if this address can receive mail, a sign-in link is on its way".into() }
+        Self {
+            message: "if this address can receive mail, a sign-in link is on its way".into(),
+        }
     }
 }
 
@@ -239,12 +251,19 @@ pub fn client_info(state: &AppState, req: &Request) -> ClientInfo {
     let forwarded = state
         .settings
         .trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()))
+        .then(|| {
+            req.headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+        })
         .flatten()
         .and_then(|v| v.split(',').next())
         .map(|v| v.trim().to_owned());
     let ip = forwarded.unwrap_or_else(|| {
-        req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+        req.remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".into())
     });
     let user_agent = req
         .headers()
@@ -255,10 +274,21 @@ pub fn client_info(state: &AppState, req: &Request) -> ClientInfo {
 }
 
 /// Browsers get cookies and no refresh token in the body; other clients get it in the body.
-fn deliver(state: &AppState, req: &Request, jar: &CookieJar, tokens: IssuedTokens, created: Option<bool>) -> TokenResponse {
+fn deliver(
+    state: &AppState,
+    req: &Request,
+    jar: &CookieJar,
+    tokens: IssuedTokens,
+    created: Option<bool>,
+) -> TokenResponse {
     let browser = cookies::is_browser(req);
     if browser {
-        cookies::set_session_cookies(jar, &state.settings, &tokens.access_token, &tokens.refresh_token);
+        cookies::set_session_cookies(
+            jar,
+            &state.settings,
+            &tokens.access_token,
+            &tokens.refresh_token,
+        );
     }
     TokenResponse {
         access_token: tokens.access_token,
@@ -291,8 +321,17 @@ impl AuthApi {
         check(&body.0)?;
         let client = client_info(&state, req);
         let body = body.0;
-        let tokens = service::register(&state, &body.email, SecretString::from(body.password), body.display_name, &client).await?;
-        Ok(Created::Created(Json(deliver(&state, req, jar, tokens, None))))
+        let tokens = service::register(
+            &state,
+            &body.email,
+            SecretString::from(body.password),
+            body.display_name,
+            &client,
+        )
+        .await?;
+        Ok(Created::Created(Json(deliver(
+            &state, req, jar, tokens, None,
+        ))))
     }
 
     /// Log in with email and password
@@ -311,7 +350,13 @@ impl AuthApi {
     ) -> Result<Tokens, ApiError<LoginErrors>> {
         check(&body.0)?;
         let client = client_info(&state, req);
-        let tokens = service::login(&state, &body.0.email, SecretString::from(body.0.password), &client).await?;
+        let tokens = service::login(
+            &state,
+            &body.0.email,
+            SecretString::from(body.0.password),
+            &client,
+        )
+        .await?;
         Ok(Tokens::Ok(Json(deliver(&state, req, jar, tokens, None))))
     }
 
@@ -320,7 +365,11 @@ impl AuthApi {
     /// Mails a single-use sign-in link valid 15 minutes. The answer is the same whether or not
     /// the address has an account; following the link for an unknown address creates the
     /// account. Without `SMTP_URL` the mail is written to the outbox folder.
-    #[oai(path = "/magic-link", method = "post", operation_id = "requestMagicLink")]
+    #[oai(
+        path = "/magic-link",
+        method = "post",
+        operation_id = "requestMagicLink"
+    )]
     async fn magic_link(
         &self,
         state: poem::web::Data<&AppState>,
@@ -338,7 +387,11 @@ impl AuthApi {
     /// Consumes the token from a sign-in link (once; 401 `invalid-magic-link` when unknown,
     /// used or expired) and signs in, creating the account if the email had none
     /// (`account_created`).
-    #[oai(path = "/magic-link/verify", method = "post", operation_id = "verifyMagicLink")]
+    #[oai(
+        path = "/magic-link/verify",
+        method = "post",
+        operation_id = "verifyMagicLink"
+    )]
     async fn verify_magic_link(
         &self,
         state: poem::web::Data<&AppState>,
@@ -349,7 +402,13 @@ impl AuthApi {
         check(&body.0)?;
         let client = client_info(&state, req);
         let (tokens, created) = service::verify_magic_link(&state, &body.0.token, &client).await?;
-        Ok(Tokens::Ok(Json(deliver(&state, req, jar, tokens, Some(created)))))
+        Ok(Tokens::Ok(Json(deliver(
+            &state,
+            req,
+            jar,
+            tokens,
+            Some(created),
+        ))))
     }
 
     /// Exchange a refresh token
@@ -371,9 +430,16 @@ impl AuthApi {
         let presented = match body.refresh_token {
             Some(token) => token,
             None => {
-                let cookie = jar.get(REFRESH_COOKIE).map(|c| c.value_str().to_owned()).filter(|v| !v.is_empty());
+                let cookie = jar
+                    .get(REFRESH_COOKIE)
+                    .map(|c| c.value_str().to_owned())
+                    .filter(|v| !v.is_empty());
                 let Some(token) = cookie else {
-                    return Err(AppError::bad_field("refresh_token", "send `refresh_token` in the body or the despacio_refresh cookie").into());
+                    return Err(AppError::bad_field(
+                        "refresh_token",
+                        "send `refresh_token` in the body or the despacio_refresh cookie",
+                    )
+                    .into());
                 };
                 if !cookies::csrf_ok(req) {
                     return Err(cookies::csrf_failed().into());
@@ -391,7 +457,11 @@ impl AuthApi {
     /// Checks the password again and returns an access token with a fresh authentication time,
     /// required within `REAUTH_WINDOW_S` (default 300 s) by sensitive operations such as
     /// `DELETE /v1/me`. No new refresh token is issued.
-    #[oai(path = "/reauthenticate", method = "post", operation_id = "reauthenticate")]
+    #[oai(
+        path = "/reauthenticate",
+        method = "post",
+        operation_id = "reauthenticate"
+    )]
     async fn reauthenticate(
         &self,
         state: poem::web::Data<&AppState>,
@@ -400,8 +470,13 @@ impl AuthApi {
     ) -> Result<Tokens, ApiError<ReauthErrors>> {
         check(&body.0)?;
         let caller = auth.0;
-        let (access_token, expires_in) =
-            service::reauthenticate(&state, caller.user_id, caller.session_id, SecretString::from(body.0.password)).await?;
+        let (access_token, expires_in) = service::reauthenticate(
+            &state,
+            caller.user_id,
+            caller.session_id,
+            SecretString::from(body.0.password),
+        )
+        .await?;
         Ok(Tokens::Ok(Json(TokenResponse {
             access_token,
             token_type: "Bearer".into(),
@@ -419,9 +494,19 @@ impl AuthApi {
     /// Ends the current session: its refresh token stops working and its access tokens are
     /// refused from now on. Browser cookies are cleared.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, state: poem::web::Data<&AppState>, auth: BearerAuth, jar: &CookieJar) -> Result<NoContent, ApiError<AuthedErrors>> {
+    async fn logout(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: BearerAuth,
+        jar: &CookieJar,
+    ) -> Result<NoContent, ApiError<AuthedErrors>> {
         use sea_orm::ColumnTrait;
-        service::revoke_sessions(&state, entities::sessions::Column::Id.eq(auth.0.session_id), "logout").await?;
+        service::revoke_sessions(
+            &state,
+            entities::sessions::Column::Id.eq(auth.0.session_id),
+            "logout",
+        )
+        .await?;
         cookies::clear_session_cookies(jar, &state.settings);
         Ok(NoContent::NoContent)
     }
@@ -430,7 +515,11 @@ impl AuthApi {
     ///
     /// Every signed-in device: user agent, IP, when it signed in and was last used.
     #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
-    async fn sessions(&self, state: poem::web::Data<&AppState>, auth: BearerAuth) -> Result<Json<SessionList>, ApiError<AuthedErrors>> {
+    async fn sessions(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<SessionList>, ApiError<AuthedErrors>> {
         let current = auth.0.session_id;
         let items = service::list_sessions(&state, auth.0.user_id)
             .await?
@@ -446,16 +535,33 @@ impl AuthApi {
                 expires_at: s.expires_at,
             })
             .collect();
-        Ok(Json(SessionList { items, next_cursor: None }))
+        Ok(Json(SessionList {
+            items,
+            next_cursor: None,
+        }))
     }
 
     /// Sign out everywhere
     ///
     /// Revokes every session of mine, this one included.
-    #[oai(path = "/sessions", method = "delete", operation_id = "revokeAllSessions")]
-    async fn revoke_all(&self, state: poem::web::Data<&AppState>, auth: BearerAuth, jar: &CookieJar) -> Result<NoContent, ApiError<AuthedErrors>> {
+    #[oai(
+        path = "/sessions",
+        method = "delete",
+        operation_id = "revokeAllSessions"
+    )]
+    async fn revoke_all(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: BearerAuth,
+        jar: &CookieJar,
+    ) -> Result<NoContent, ApiError<AuthedErrors>> {
         use sea_orm::ColumnTrait;
-        service::revoke_sessions(&state, entities::sessions::Column::UserId.eq(auth.0.user_id), "logout_all").await?;
+        service::revoke_sessions(
+            &state,
+            entities::sessions::Column::UserId.eq(auth.0.user_id),
+            "logout_all",
+        )
+        .await?;
         cookies::clear_session_cookies(jar, &state.settings);
         Ok(NoContent::NoContent)
     }
@@ -463,8 +569,17 @@ impl AuthApi {
     /// Sign out one device
     ///
     /// Revokes one of my sessions. 404 if it is not mine or already ended.
-    #[oai(path = "/sessions/:id", method = "delete", operation_id = "revokeSession")]
-    async fn revoke_one(&self, state: poem::web::Data<&AppState>, auth: BearerAuth, id: Path<Uuid>) -> Result<NoContent, ApiError<RevokeErrors>> {
+    #[oai(
+        path = "/sessions/:id",
+        method = "delete",
+        operation_id = "revokeSession"
+    )]
+    async fn revoke_one(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError<RevokeErrors>> {
         use sea_orm::{sea_query::Condition, ColumnTrait};
         let condition = Condition::all()
             .add(entities::sessions::Column::Id.eq(id.0))

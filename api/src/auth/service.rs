@@ -7,12 +7,13 @@
 use chrono::{DateTime, Utc};
 use entities::{
     auth::{AccessClaims, Role, AUDIENCE, ISSUER},
-    magic_links, password_credentials, preferences, profiles, refresh_tokens, sessions, settings, users,
+    magic_links, password_credentials, preferences, profiles, refresh_tokens, sessions, settings,
+    users,
 };
 use fred::prelude::{KeysInterface, PubsubInterface};
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -61,7 +62,10 @@ impl AuthMethod {
 }
 
 fn invalid_credentials() -> AppError {
-    AppError::Unauthorized { kind: "invalid-credentials", detail: "the email or the password is wrong" }
+    AppError::Unauthorized {
+        kind: "invalid-credentials",
+        detail: "the email or the password is wrong",
+    }
 }
 
 fn email_subject(state: &AppState, normalized: &str) -> (Vec<u8>, String) {
@@ -73,12 +77,18 @@ fn email_subject(state: &AppState, normalized: &str) -> (Vec<u8>, String) {
 /// Refuses suspended and banned accounts with the problem types the contract names.
 pub fn ensure_active(user: &users::Model) -> Result<(), AppError> {
     match user.status.as_str() {
-        "banned" => Err(AppError::Forbidden { kind: "account-banned", detail: "this account has been banned".into(), until: None }),
-        "suspended" if user.suspended_until.is_none_or(|until| until > Utc::now()) => Err(AppError::Forbidden {
-            kind: "account-suspended",
-            detail: "this account is suspended".into(),
-            until: user.suspended_until,
+        "banned" => Err(AppError::Forbidden {
+            kind: "account-banned",
+            detail: "this account has been banned".into(),
+            until: None,
         }),
+        "suspended" if user.suspended_until.is_none_or(|until| until > Utc::now()) => {
+            Err(AppError::Forbidden {
+                kind: "account-suspended",
+                detail: "this account is suspended".into(),
+                until: user.suspended_until,
+            })
+        }
         _ => Ok(()),
     }
 }
@@ -173,7 +183,9 @@ async fn create_user<C: ConnectionTrait>(
     let user = users::ActiveModel {
         id: Set(id),
         email_hash: Set(email_hash),
-        email_ciphertext: Set(state.cipher.encrypt(email.as_bytes(), &format!("users.email:{id}"))),
+        email_ciphertext: Set(state
+            .cipher
+            .encrypt(email.as_bytes(), &format!("users.email:{id}"))),
         role: Set(Role::User.as_str().into()),
         status: Set("active".into()),
         suspended_until: Set(None),
@@ -224,7 +236,9 @@ async fn create_user<C: ConnectionTrait>(
 
 /// Decrypts a user's email.
 pub fn email_of(state: &AppState, user: &users::Model) -> Result<String, AppError> {
-    Ok(state.cipher.decrypt_string(&user.email_ciphertext, &format!("users.email:{}", user.id))?)
+    Ok(state
+        .cipher
+        .decrypt_string(&user.email_ciphertext, &format!("users.email:{}", user.id))?)
 }
 
 /// `POST /v1/auth/register`.
@@ -238,18 +252,25 @@ pub async fn register(
     state.limiter.hit("register_per_ip", &client.ip).await?;
     let email = normalize_email(email);
     let (email_hash, _) = email_subject(state, &email);
-    if users::Entity::find().filter(users::Column::EmailHash.eq(email_hash.clone())).one(&state.db).await?.is_some() {
+    if users::Entity::find()
+        .filter(users::Column::EmailHash.eq(email_hash.clone()))
+        .one(&state.db)
+        .await?
+        .is_some()
+    {
         return Err(email_taken());
     }
     let password_hash = state.hasher.hash(password).await?;
     let txn = state.db.begin().await?;
-    let user = create_user(state, &txn, &email, email_hash, false, display_name).await.map_err(|e| {
-        if is_unique_violation(&e) {
-            email_taken()
-        } else {
-            e.into()
-        }
-    })?;
+    let user = create_user(state, &txn, &email, email_hash, false, display_name)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                email_taken()
+            } else {
+                e.into()
+            }
+        })?;
     password_credentials::ActiveModel {
         user_id: Set(user.id),
         password_hash: Set(password_hash),
@@ -264,11 +285,19 @@ pub async fn register(
 }
 
 fn email_taken() -> AppError {
-    AppError::Conflict { kind: "email-taken", detail: "an account already uses this email; log in instead".into() }
+    AppError::Conflict {
+        kind: "email-taken",
+        detail: "an account already uses this email; log in instead".into(),
+    }
 }
 
 /// `POST /v1/auth/login`.
-pub async fn login(state: &AppState, email: &str, password: SecretString, client: &ClientInfo) -> Result<IssuedTokens, AppError> {
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: SecretString,
+    client: &ClientInfo,
+) -> Result<IssuedTokens, AppError> {
     state.limiter.hit("login_per_ip", &client.ip).await?;
     let email = normalize_email(email);
     let (email_hash, subject) = email_subject(state, &email);
@@ -307,15 +336,23 @@ impl FindWithCredential for sea_orm::Select<users::Entity> {
         self,
         db: &sea_orm::DatabaseConnection,
     ) -> Result<Option<(users::Model, Option<password_credentials::Model>)>, sea_orm::DbErr> {
-        let Some(user) = self.one(db).await? else { return Ok(None) };
-        let credential = password_credentials::Entity::find_by_id(user.id).one(db).await?;
+        let Some(user) = self.one(db).await? else {
+            return Ok(None);
+        };
+        let credential = password_credentials::Entity::find_by_id(user.id)
+            .one(db)
+            .await?;
         Ok(Some((user, credential)))
     }
 }
 
 /// `POST /v1/auth/magic-link`: always the same answer, whether or not the email has an account
 /// (an unknown email receives a link that creates the account).
-pub async fn request_magic_link(state: &AppState, email: &str, client: &ClientInfo) -> Result<(), AppError> {
+pub async fn request_magic_link(
+    state: &AppState,
+    email: &str,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
     state.limiter.hit("magic_link_per_ip", &client.ip).await?;
     let email = normalize_email(email);
     let (email_hash, subject) = email_subject(state, &email);
@@ -328,12 +365,17 @@ pub async fn request_magic_link(state: &AppState, email: &str, client: &ClientIn
         email_hash: Set(email_hash),
         email_ciphertext: Set(state.cipher.encrypt(email.as_bytes(), "magic_links.email")),
         created_at: Set(now),
-        expires_at: Set(now + chrono::Duration::from_std(state.settings.magic_link_ttl).unwrap_or_default()),
+        expires_at: Set(
+            now + chrono::Duration::from_std(state.settings.magic_link_ttl).unwrap_or_default()
+        ),
         used_at: Set(None),
     }
     .insert(&state.db)
     .await?;
-    let link = format!("{}/auth/magic?token={token}", state.settings.public_base_url);
+    let link = format!(
+        "{}/auth/magic?token={token}",
+        state.settings.public_base_url
+    );
     let minutes = state.settings.magic_link_ttl.as_secs() / 60;
     let body = format!(
         "Hello,\n\nTo sign in to DESPACIO, open this link within {minutes} minutes:\n\n{link}\n\n\
@@ -341,7 +383,12 @@ pub async fn request_magic_link(state: &AppState, email: &str, client: &ClientIn
     );
     state
         .mailer
-        .send(Mail { to: &email, subject: "Your DESPACIO sign-in link", body, link: Some(&link) })
+        .send(Mail {
+            to: &email,
+            subject: "Your DESPACIO sign-in link",
+            body,
+            link: Some(&link),
+        })
         .await
         .map_err(|e| AppError::Internal(e.context("sending the magic link")))?;
     Ok(())
@@ -349,7 +396,11 @@ pub async fn request_magic_link(state: &AppState, email: &str, client: &ClientIn
 
 /// `POST /v1/auth/magic-link/verify`: consumes the token (once) and signs in, creating the account
 /// when the email has none. Returns the tokens and whether an account was created.
-pub async fn verify_magic_link(state: &AppState, token: &str, client: &ClientInfo) -> Result<(IssuedTokens, bool), AppError> {
+pub async fn verify_magic_link(
+    state: &AppState,
+    token: &str,
+    client: &ClientInfo,
+) -> Result<(IssuedTokens, bool), AppError> {
     state.limiter.hit("magic_link_per_ip", &client.ip).await?;
     let now = Utc::now();
     let consumed = magic_links::Entity::update_many()
@@ -365,11 +416,25 @@ pub async fn verify_magic_link(state: &AppState, token: &str, client: &ClientInf
             detail: "this sign-in link is invalid, expired or already used; ask for a new one",
         });
     };
-    let email = state.cipher.decrypt_string(&link.email_ciphertext, "magic_links.email")?;
-    let existing = users::Entity::find().filter(users::Column::EmailHash.eq(link.email_hash.clone())).one(&state.db).await?;
+    let email = state
+        .cipher
+        .decrypt_string(&link.email_ciphertext, "magic_links.email")?;
+    let existing = users::Entity::find()
+        .filter(users::Column::EmailHash.eq(link.email_hash.clone()))
+        .one(&state.db)
+        .await?;
     let (user, created) = match existing {
         Some(user) => (user, false),
-        None => match create_user(state, &state.db, &email, link.email_hash.clone(), true, None).await {
+        None => match create_user(
+            state,
+            &state.db,
+            &email,
+            link.email_hash.clone(),
+            true,
+            None,
+        )
+        .await
+        {
             Ok(user) => (user, true),
             // Two links for one new email verified at once: the other created the account.
             Err(e) if is_unique_violation(&e) => {
@@ -377,7 +442,9 @@ pub async fn verify_magic_link(state: &AppState, token: &str, client: &ClientInf
                     .filter(users::Column::EmailHash.eq(link.email_hash))
                     .one(&state.db)
                     .await?
-                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("user vanished after a conflict")))?;
+                    .ok_or_else(|| {
+                        AppError::Internal(anyhow::anyhow!("user vanished after a conflict"))
+                    })?;
                 (user, false)
             }
             Err(e) => return Err(e.into()),
@@ -397,9 +464,16 @@ pub async fn verify_magic_link(state: &AppState, token: &str, client: &ClientInf
 }
 
 /// `POST /v1/auth/refresh`: rotates a refresh token; reuse revokes the whole family.
-pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> Result<IssuedTokens, AppError> {
+pub async fn refresh(
+    state: &AppState,
+    presented: &str,
+    client: &ClientInfo,
+) -> Result<IssuedTokens, AppError> {
     state.limiter.hit("refresh_per_ip", &client.ip).await?;
-    let invalid = || AppError::Unauthorized { kind: "invalid-refresh-token", detail: "the refresh token is invalid or expired; log in again" };
+    let invalid = || AppError::Unauthorized {
+        kind: "invalid-refresh-token",
+        detail: "the refresh token is invalid or expired; log in again",
+    };
     let now = Utc::now();
     let txn = state.db.begin().await?;
     let Some(token) = refresh_tokens::Entity::find()
@@ -410,20 +484,31 @@ pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> 
     else {
         return Err(invalid());
     };
-    let session = sessions::Entity::find_by_id(token.session_id).one(&txn).await?.ok_or_else(invalid)?;
+    let session = sessions::Entity::find_by_id(token.session_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(invalid)?;
     if session.revoked_at.is_some() || session.expires_at <= now {
         return Err(invalid());
     }
     if token.used_at.is_some() {
         txn.commit().await?;
-        revoke_sessions(state, sessions::Column::Id.eq(session.id), "refresh_token_reused").await?;
+        revoke_sessions(
+            state,
+            sessions::Column::Id.eq(session.id),
+            "refresh_token_reused",
+        )
+        .await?;
         tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reused: session revoked");
         return Err(AppError::Unauthorized {
             kind: "refresh-token-reused",
             detail: "this refresh token was already used; the session has been revoked for safety",
         });
     }
-    let user = users::Entity::find_by_id(session.user_id).one(&txn).await?.ok_or_else(invalid)?;
+    let user = users::Entity::find_by_id(session.user_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(invalid)?;
     ensure_active(&user)?;
     refresh_tokens::Entity::update_many()
         .col_expr(refresh_tokens::Column::UsedAt, Expr::value(now))
@@ -448,7 +533,13 @@ pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> 
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    let (access_token, expires_in) = access_token(state, user.id, session.id, role_of(&user), session.authenticated_at)?;
+    let (access_token, expires_in) = access_token(
+        state,
+        user.id,
+        session.id,
+        role_of(&user),
+        session.authenticated_at,
+    )?;
     Ok(IssuedTokens {
         access_token,
         expires_in,
@@ -478,16 +569,29 @@ pub async fn revoke_sessions(
     for session in &revoked {
         let _: () = state
             .redis
-            .set(state.keys.revoked_session(&session.id), reason, Some(fred::types::Expiration::EX(ttl)), None, false)
+            .set(
+                state.keys.revoked_session(&session.id),
+                reason,
+                Some(fred::types::Expiration::EX(ttl)),
+                None,
+                false,
+            )
             .await?;
         let event = serde_json::json!({"session_id": session.id, "user_id": session.user_id, "reason": reason});
-        let _: i64 = state.redis.next().publish(state.keys.revocations_channel(), event.to_string()).await?;
+        let _: i64 = state
+            .redis
+            .next()
+            .publish(state.keys.revocations_channel(), event.to_string())
+            .await?;
     }
     Ok(revoked.into_iter().map(|s| s.id).collect())
 }
 
 /// Live sessions of a user, most recently used first.
-pub async fn list_sessions(state: &AppState, user_id: Uuid) -> Result<Vec<sessions::Model>, AppError> {
+pub async fn list_sessions(
+    state: &AppState,
+    user_id: Uuid,
+) -> Result<Vec<sessions::Model>, AppError> {
     Ok(sessions::Entity::find()
         .filter(sessions::Column::UserId.eq(user_id))
         .filter(sessions::Column::RevokedAt.is_null())
@@ -500,11 +604,22 @@ pub async fn list_sessions(state: &AppState, user_id: Uuid) -> Result<Vec<sessio
 
 /// `POST /v1/auth/reauthenticate`: checks the password again and returns an access token with a
 /// fresh `auth_time` for the same session.
-pub async fn reauthenticate(state: &AppState, user_id: Uuid, session_id: Uuid, password: SecretString) -> Result<(String, u64), AppError> {
+pub async fn reauthenticate(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    password: SecretString,
+) -> Result<(String, u64), AppError> {
     let subject = user_id.to_string();
     state.limiter.check("login_per_account", &subject).await?;
-    let user = users::Entity::find_by_id(user_id).one(&state.db).await?.ok_or_else(invalid_credentials)?;
-    let stored = password_credentials::Entity::find_by_id(user_id).one(&state.db).await?.map(|c| c.password_hash);
+    let user = users::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(invalid_credentials)?;
+    let stored = password_credentials::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .map(|c| c.password_hash);
     if stored.is_none() {
         return Err(AppError::Forbidden {
             kind: "no-password",
@@ -527,15 +642,28 @@ pub async fn reauthenticate(state: &AppState, user_id: Uuid, session_id: Uuid, p
 }
 
 /// Creates an account with a role, or promotes an existing one (the `create-admin` CLI).
-pub async fn create_or_promote(state: &AppState, email: &str, password: SecretString, role: Role) -> Result<(Uuid, bool), AppError> {
+pub async fn create_or_promote(
+    state: &AppState,
+    email: &str,
+    password: SecretString,
+    role: Role,
+) -> Result<(Uuid, bool), AppError> {
     let email = normalize_email(email);
     let (email_hash, _) = email_subject(state, &email);
     let password_hash = state.hasher.hash(password).await?;
     let txn = state.db.begin().await?;
-    let existing = users::Entity::find().filter(users::Column::EmailHash.eq(email_hash.clone())).one(&txn).await?;
+    let existing = users::Entity::find()
+        .filter(users::Column::EmailHash.eq(email_hash.clone()))
+        .one(&txn)
+        .await?;
     let (user_id, created) = match existing {
         Some(user) => (user.id, false),
-        None => (create_user(state, &txn, &email, email_hash, true, None).await?.id, true),
+        None => (
+            create_user(state, &txn, &email, email_hash, true, None)
+                .await?
+                .id,
+            true,
+        ),
     };
     users::Entity::update_many()
         .col_expr(users::Column::Role, Expr::value(role.as_str()))
@@ -543,6 +671,34 @@ pub async fn create_or_promote(state: &AppState, email: &str, password: SecretSt
         .filter(users::Column::Id.eq(user_id))
         .exec(&txn)
         .await?;
+    set_password(&txn, user_id, password_hash).await?;
+    txn.commit().await?;
+    Ok((user_id, created))
+}
+
+/// `PUT /v1/me/password`: needs a recent authentication; every other session is signed out.
+pub async fn change_password(
+    state: &AppState,
+    caller: &crate::auth::extract::Caller,
+    new_password: SecretString,
+) -> Result<(), AppError> {
+    caller.require_recent_auth(state)?;
+    let password_hash = state.hasher.hash(new_password).await?;
+    set_password(&state.db, caller.user_id, password_hash).await?;
+    let others = sea_orm::sea_query::Condition::all()
+        .add(sessions::Column::UserId.eq(caller.user_id))
+        .add(sessions::Column::Id.ne(caller.session_id));
+    revoke_sessions(state, others, "password_changed").await?;
+    tracing::info!(user_id = %caller.user_id, "password changed");
+    Ok(())
+}
+
+/// Stores (or replaces) a user's password hash.
+async fn set_password<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    password_hash: String,
+) -> Result<(), AppError> {
     password_credentials::Entity::insert(password_credentials::ActiveModel {
         user_id: Set(user_id),
         password_hash: Set(password_hash),
@@ -550,11 +706,13 @@ pub async fn create_or_promote(state: &AppState, email: &str, password: SecretSt
     })
     .on_conflict(
         sea_orm::sea_query::OnConflict::column(password_credentials::Column::UserId)
-            .update_columns([password_credentials::Column::PasswordHash, password_credentials::Column::UpdatedAt])
+            .update_columns([
+                password_credentials::Column::PasswordHash,
+                password_credentials::Column::UpdatedAt,
+            ])
             .to_owned(),
     )
-    .exec(&txn)
+    .exec(conn)
     .await?;
-    txn.commit().await?;
-    Ok((user_id, created))
+    Ok(())
 }

@@ -3,7 +3,10 @@
 //! partners verify tokens without any secret.
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
 use entities::auth::{AccessClaims, AUDIENCE, ISSUER};
-use jsonwebtoken::{decode, decode_header, encode, errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{
+    decode, decode_header, encode, errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header,
+    Validation,
+};
 use poem_openapi::Object;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use secrecy::ExposeSecret;
@@ -73,18 +76,28 @@ impl JwtKeys {
 
     /// Verifies a token: our key id, EdDSA only, signature, expiry, issuer and audience.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AppError> {
-        let invalid = AppError::Unauthorized { kind: "unauthorized", detail: "the access token is invalid" };
+        let invalid = AppError::Unauthorized {
+            kind: "unauthorized",
+            detail: "the access token is invalid",
+        };
         let header = decode_header(token).map_err(|_| invalid)?;
         if header.alg != Algorithm::EdDSA || header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err(AppError::Unauthorized { kind: "unauthorized", detail: "the access token is invalid" });
+            return Err(AppError::Unauthorized {
+                kind: "unauthorized",
+                detail: "the access token is invalid",
+            });
         }
         decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => {
-                    AppError::Unauthorized { kind: "token-expired", detail: "the access token has expired; refresh it" }
-                }
-                _ => AppError::Unauthorized { kind: "unauthorized", detail: "the access token is invalid" },
+                ErrorKind::ExpiredSignature => AppError::Unauthorized {
+                    kind: "token-expired",
+                    detail: "the access token has expired; refresh it",
+                },
+                _ => AppError::Unauthorized {
+                    kind: "unauthorized",
+                    detail: "the access token is invalid",
+                },
             })
     }
 

@@ -1,17 +1,47 @@
 //! `/v1/me`, `/v1/me/profile`, `/v1/me/preferences`, `/v1/me/settings`, `/v1/profiles/{id}`.
 use poem::web::Data;
-use poem_openapi::{param::Path, payload::Json, OpenApi};
+use poem_openapi::{param::Path, payload::Json, types::Example, ApiResponse, Object, OpenApi};
 use uuid::Uuid;
+use validator::Validate;
 
 use super::{
     service,
     types::{Me, Preferences, Profile, ProfilePatch, PublicProfile, Settings, SettingsPatch},
 };
-use crate::{auth::extract::BearerAuth, error::ApiError, error_set, openapi::ApiTags, state::AppState, validation::check};
+use crate::{
+    auth::extract::BearerAuth, error::ApiError, error_set, openapi::ApiTags, state::AppState,
+    validation::check,
+};
 
 error_set!(ReadErrors: [401, 403]);
 error_set!(WriteErrors: [400, 401, 403, 413, 422]);
 error_set!(ViewErrors: [400, 401, 403, 404]);
+error_set!(PasswordErrors: [400, 401, 403, 413, 422]);
+
+/// A new password.
+#[derive(Object, Validate)]
+#[oai(example, deny_unknown_fields)]
+pub struct PasswordChange {
+    /// 8 to 128 characters.
+    #[validate(length(min = 8, max = 128))]
+    #[oai(write_only)]
+    pub new_password: String,
+}
+
+impl Example for PasswordChange {
+    fn example() -> Self {
+        Self {
+            new_password: "an-even-slower-pace-2027".into(),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum PasswordChanged {
+    /// Changed; every other session is signed out.
+    #[oai(status = 204)]
+    NoContent,
+}
 
 pub struct MeApi;
 
@@ -21,7 +51,11 @@ impl MeApi {
     ///
     /// My account (id, email, role, status), profile, preferences and settings in one call.
     #[oai(path = "/me", method = "get", operation_id = "getMe")]
-    async fn me(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<Me>, ApiError<ReadErrors>> {
+    async fn me(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<Me>, ApiError<ReadErrors>> {
         Ok(Json(service::me(&state, auth.0.user_id).await?))
     }
 
@@ -37,21 +71,35 @@ impl MeApi {
         auth: BearerAuth,
         body: Json<ProfilePatch>,
     ) -> Result<Json<Profile>, ApiError<WriteErrors>> {
-        Ok(Json(service::update_profile(&state, auth.0.user_id, body.0).await?))
+        Ok(Json(
+            service::update_profile(&state, auth.0.user_id, body.0).await?,
+        ))
     }
 
     /// My preferences
     ///
     /// Whom I want to meet: ages, genders, maximum distance.
-    #[oai(path = "/me/preferences", method = "get", operation_id = "getPreferences")]
-    async fn preferences(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<Preferences>, ApiError<ReadErrors>> {
+    #[oai(
+        path = "/me/preferences",
+        method = "get",
+        operation_id = "getPreferences"
+    )]
+    async fn preferences(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<Preferences>, ApiError<ReadErrors>> {
         Ok(Json(service::preferences(&state, auth.0.user_id).await?))
     }
 
     /// Replace my preferences
     ///
     /// Replaces all preferences at once. Discovery applies them both ways.
-    #[oai(path = "/me/preferences", method = "put", operation_id = "replacePreferences")]
+    #[oai(
+        path = "/me/preferences",
+        method = "put",
+        operation_id = "replacePreferences"
+    )]
     async fn replace_preferences(
         &self,
         state: Data<&AppState>,
@@ -59,14 +107,43 @@ impl MeApi {
         body: Json<Preferences>,
     ) -> Result<Json<Preferences>, ApiError<WriteErrors>> {
         check(&body.0)?;
-        Ok(Json(service::replace_preferences(&state, auth.0.user_id, body.0).await?))
+        Ok(Json(
+            service::replace_preferences(&state, auth.0.user_id, body.0).await?,
+        ))
+    }
+
+    /// Change my password
+    ///
+    /// Needs a recent authentication (login, registration, magic link or
+    /// `POST /v1/auth/reauthenticate` within `REAUTH_WINDOW_S`), otherwise 403
+    /// `reauthentication-required`. Signs out every other session. Works for accounts created by
+    /// magic link too (it sets their first password).
+    #[oai(path = "/me/password", method = "put", operation_id = "changePassword")]
+    async fn change_password(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<PasswordChange>,
+    ) -> Result<PasswordChanged, ApiError<PasswordErrors>> {
+        check(&body.0)?;
+        crate::auth::service::change_password(
+            &state,
+            &auth.0,
+            secrecy::SecretString::from(body.0.new_password),
+        )
+        .await?;
+        Ok(PasswordChanged::NoContent)
     }
 
     /// My settings
     ///
     /// Incognito, snooze and notification switches.
     #[oai(path = "/me/settings", method = "get", operation_id = "getSettings")]
-    async fn settings(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<Settings>, ApiError<ReadErrors>> {
+    async fn settings(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<Settings>, ApiError<ReadErrors>> {
         Ok(Json(service::settings(&state, auth.0.user_id).await?))
     }
 
@@ -74,14 +151,20 @@ impl MeApi {
     ///
     /// Changes only the fields present. Incognito hides me from discovery and from profile views
     /// of anyone I have not liked.
-    #[oai(path = "/me/settings", method = "patch", operation_id = "updateSettings")]
+    #[oai(
+        path = "/me/settings",
+        method = "patch",
+        operation_id = "updateSettings"
+    )]
     async fn update_settings(
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
         body: Json<SettingsPatch>,
     ) -> Result<Json<Settings>, ApiError<WriteErrors>> {
-        Ok(Json(service::update_settings(&state, auth.0.user_id, body.0).await?))
+        Ok(Json(
+            service::update_settings(&state, auth.0.user_id, body.0).await?,
+        ))
     }
 }
 
@@ -94,13 +177,19 @@ impl ProfilesApi {
     /// A public view: no email, no coordinates; the distance between us rounded to the
     /// kilometre. 404 when the person does not exist, blocked me or was blocked by me, is
     /// suspended or banned, or is incognito and has not liked me.
-    #[oai(path = "/profiles/:user_id", method = "get", operation_id = "getProfile")]
+    #[oai(
+        path = "/profiles/:user_id",
+        method = "get",
+        operation_id = "getProfile"
+    )]
     async fn profile(
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
         user_id: Path<Uuid>,
     ) -> Result<Json<PublicProfile>, ApiError<ViewErrors>> {
-        Ok(Json(service::public_profile(&state, auth.0.user_id, user_id.0).await?))
+        Ok(Json(
+            service::public_profile(&state, auth.0.user_id, user_id.0).await?,
+        ))
     }
 }

@@ -9,7 +9,10 @@ use poem_openapi::types::MaybeUndefined;
 use sea_orm::{ActiveModelTrait, EntityTrait, FromQueryResult, IntoActiveModel, Set, Statement};
 use uuid::Uuid;
 
-use super::types::{Gender, Intention, Location, Me, Preferences, Profile, ProfilePatch, PublicProfile, Settings, SettingsPatch};
+use super::types::{
+    Gender, Intention, Location, Me, Preferences, Profile, ProfilePatch, PublicProfile, Settings,
+    SettingsPatch,
+};
 use crate::{auth::service::email_of, error::AppError, state::AppState, validation::age_on};
 
 fn bio_context(user_id: Uuid) -> String {
@@ -27,14 +30,21 @@ fn to_profile(state: &AppState, p: &profiles::Model) -> Result<Profile, AppError
         .map(|c| state.cipher.decrypt_string(c, &bio_context(p.user_id)))
         .transpose()?;
     let location = match (p.latitude, p.longitude) {
-        (Some(latitude), Some(longitude)) => Some(Location { latitude, longitude }),
+        (Some(latitude), Some(longitude)) => Some(Location {
+            latitude,
+            longitude,
+        }),
         _ => None,
     };
     let intentions = intentions(&p.intentions);
     Ok(Profile {
-        complete: p.display_name.is_some() && p.birthdate.is_some() && p.gender.is_some() && location.is_some() && !intentions.is_empty(),
+        complete: p.display_name.is_some()
+            && p.birthdate.is_some()
+            && p.gender.is_some()
+            && location.is_some()
+            && !intentions.is_empty(),
         display_name: p.display_name.clone(),
-        birthdate: p.birthdate,
+        birthdate: p.birthdate.map(crate::validation::Date),
         age: p.birthdate.map(|b| age_on(b, Utc::now().date_naive())),
         gender: p.gender.as_deref().and_then(Gender::parse),
         bio,
@@ -64,19 +74,30 @@ fn to_settings(s: &settings::Model) -> Settings {
 }
 
 fn missing(what: &'static str) -> AppError {
-    AppError::Internal(anyhow::anyhow!("the {what} row of an existing user is missing"))
+    AppError::Internal(anyhow::anyhow!(
+        "the {what} row of an existing user is missing"
+    ))
 }
 
 async fn load_profile(state: &AppState, user_id: Uuid) -> Result<profiles::Model, AppError> {
-    profiles::Entity::find_by_id(user_id).one(&state.db).await?.ok_or_else(|| missing("profile"))
+    profiles::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| missing("profile"))
 }
 
 async fn load_preferences(state: &AppState, user_id: Uuid) -> Result<preferences::Model, AppError> {
-    preferences::Entity::find_by_id(user_id).one(&state.db).await?.ok_or_else(|| missing("preferences"))
+    preferences::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| missing("preferences"))
 }
 
 async fn load_settings(state: &AppState, user_id: Uuid) -> Result<settings::Model, AppError> {
-    settings::Entity::find_by_id(user_id).one(&state.db).await?.ok_or_else(|| missing("settings"))
+    settings::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| missing("settings"))
 }
 
 /// `GET /v1/me`.
@@ -84,9 +105,15 @@ pub async fn me(state: &AppState, user_id: Uuid) -> Result<Me, AppError> {
     let user = users::Entity::find_by_id(user_id)
         .one(&state.db)
         .await?
-        .ok_or(AppError::Unauthorized { kind: "unauthorized", detail: "this account no longer exists" })?;
-    let (profile, prefs, sets) =
-        tokio::try_join!(load_profile(state, user_id), load_preferences(state, user_id), load_settings(state, user_id))?;
+        .ok_or(AppError::Unauthorized {
+            kind: "unauthorized",
+            detail: "this account no longer exists",
+        })?;
+    let (profile, prefs, sets) = tokio::try_join!(
+        load_profile(state, user_id),
+        load_preferences(state, user_id),
+        load_settings(state, user_id)
+    )?;
     Ok(Me {
         id: user.id,
         email: email_of(state, &user)?,
@@ -101,21 +128,29 @@ pub async fn me(state: &AppState, user_id: Uuid) -> Result<Me, AppError> {
 }
 
 /// `PATCH /v1/me/profile`.
-pub async fn update_profile(state: &AppState, user_id: Uuid, patch: ProfilePatch) -> Result<Profile, AppError> {
+pub async fn update_profile(
+    state: &AppState,
+    user_id: Uuid,
+    patch: ProfilePatch,
+) -> Result<Profile, AppError> {
     patch.check()?;
     let mut row = load_profile(state, user_id).await?.into_active_model();
     if let Some(name) = patch.display_name {
         row.display_name = Set(Some(name.trim().to_owned()));
     }
     if let Some(birthdate) = patch.birthdate {
-        row.birthdate = Set(Some(birthdate));
+        row.birthdate = Set(Some(birthdate.0));
     }
     if let Some(gender) = patch.gender {
         row.gender = Set(Some(gender.as_str().to_owned()));
     }
     match patch.bio {
         MaybeUndefined::Value(bio) if !bio.trim().is_empty() => {
-            row.bio_ciphertext = Set(Some(state.cipher.encrypt(bio.trim().as_bytes(), &bio_context(user_id))))
+            row.bio_ciphertext = Set(Some(
+                state
+                    .cipher
+                    .encrypt(bio.trim().as_bytes(), &bio_context(user_id)),
+            ))
         }
         MaybeUndefined::Value(_) | MaybeUndefined::Null => row.bio_ciphertext = Set(None),
         MaybeUndefined::Undefined => {}
@@ -124,7 +159,10 @@ pub async fn update_profile(state: &AppState, user_id: Uuid, patch: ProfilePatch
         row.intentions = Set(list.iter().map(|i| i.as_str().to_owned()).collect());
     }
     match patch.location {
-        MaybeUndefined::Value(Location { latitude, longitude }) => {
+        MaybeUndefined::Value(Location {
+            latitude,
+            longitude,
+        }) => {
             row.latitude = Set(Some(latitude));
             row.longitude = Set(Some(longitude));
         }
@@ -145,8 +183,16 @@ pub async fn preferences(state: &AppState, user_id: Uuid) -> Result<Preferences,
 }
 
 /// `PUT /v1/me/preferences`.
-pub async fn replace_preferences(state: &AppState, user_id: Uuid, prefs: Preferences) -> Result<Preferences, AppError> {
-    let mut genders: Vec<String> = prefs.genders.iter().map(|g| g.as_str().to_owned()).collect();
+pub async fn replace_preferences(
+    state: &AppState,
+    user_id: Uuid,
+    prefs: Preferences,
+) -> Result<Preferences, AppError> {
+    let mut genders: Vec<String> = prefs
+        .genders
+        .iter()
+        .map(|g| g.as_str().to_owned())
+        .collect();
     genders.sort();
     genders.dedup();
     let saved = preferences::ActiveModel {
@@ -168,14 +214,22 @@ pub async fn settings(state: &AppState, user_id: Uuid) -> Result<Settings, AppEr
 }
 
 /// `PATCH /v1/me/settings`.
-pub async fn update_settings(state: &AppState, user_id: Uuid, patch: SettingsPatch) -> Result<Settings, AppError> {
+pub async fn update_settings(
+    state: &AppState,
+    user_id: Uuid,
+    patch: SettingsPatch,
+) -> Result<Settings, AppError> {
     let mut row = load_settings(state, user_id).await?.into_active_model();
     if let Some(v) = patch.incognito {
         row.incognito = Set(v);
     }
     match patch.snoozed_until {
         MaybeUndefined::Value(until) if until <= Utc::now() => {
-            return Err(AppError::invalid("snoozed_until", "past", "must be in the future (or null to end the snooze)"))
+            return Err(AppError::invalid(
+                "snoozed_until",
+                "past",
+                "must be in the future (or null to end the snooze)",
+            ))
         }
         MaybeUndefined::Value(until) => row.snoozed_until = Set(Some(until)),
         MaybeUndefined::Null => row.snoozed_until = Set(None),
@@ -230,7 +284,11 @@ WHERE p.user_id = $1
 "#;
 
 /// `GET /v1/profiles/{user_id}`.
-pub async fn public_profile(state: &AppState, viewer: Uuid, target: Uuid) -> Result<PublicProfile, AppError> {
+pub async fn public_profile(
+    state: &AppState,
+    viewer: Uuid,
+    target: Uuid,
+) -> Result<PublicProfile, AppError> {
     let stmt = Statement::from_sql_and_values(
         sea_orm::DatabaseBackend::Postgres,
         PUBLIC_PROFILE_SQL,

@@ -7,7 +7,7 @@ use poem_openapi::{
 use uuid::Uuid;
 use validator::{Validate, ValidationError};
 
-use crate::validation::{adult, printable};
+use crate::validation::{adult, printable, Date};
 
 /// A person's gender, as they state it.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -81,7 +81,7 @@ pub struct Location {
 pub struct Profile {
     pub display_name: Option<String>,
     /// `YYYY-MM-DD`.
-    pub birthdate: Option<NaiveDate>,
+    pub birthdate: Option<Date>,
     /// Computed from `birthdate`.
     pub age: Option<i32>,
     pub gender: Option<Gender>,
@@ -99,12 +99,15 @@ impl Example for Profile {
     fn example() -> Self {
         Self {
             display_name: Some("Ana".into()),
-            birthdate: NaiveDate::from_ymd_opt(1994, 5, 17),
+            birthdate: NaiveDate::from_ymd_opt(1994, 5, 17).map(Date),
             age: Some(32),
             gender: Some(Gender::Woman),
             bio: Some("Slow mornings, long walks, good coffee.".into()),
             intentions: vec![Intention::LongTerm, Intention::Friendship],
-            location: Some(Location { latitude: 48.8566, longitude: 2.3522 }),
+            location: Some(Location {
+                latitude: 48.8566,
+                longitude: 2.3522,
+            }),
             complete: true,
             updated_at: DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default(),
         }
@@ -121,7 +124,7 @@ pub struct ProfilePatch {
     pub display_name: Option<String>,
     /// `YYYY-MM-DD`; you must be 18 or older.
     #[validate(custom(function = "adult"))]
-    pub birthdate: Option<NaiveDate>,
+    pub birthdate: Option<Date>,
     pub gender: Option<Gender>,
     /// Up to 500 characters; `null` clears it.
     pub bio: MaybeUndefined<String>,
@@ -144,7 +147,11 @@ impl ProfilePatch {
         };
         if let MaybeUndefined::Value(bio) = &self.bio {
             if bio.chars().count() > 500 {
-                problems.push(FieldProblem { field: "bio".into(), code: "length".into(), message: "must be at most 500 characters long".into() });
+                problems.push(FieldProblem {
+                    field: "bio".into(),
+                    code: "length".into(),
+                    message: "must be at most 500 characters long".into(),
+                });
             }
         }
         if let MaybeUndefined::Value(location) = &self.location {
@@ -177,11 +184,14 @@ impl Example for ProfilePatch {
     fn example() -> Self {
         Self {
             display_name: Some("Ana".into()),
-            birthdate: NaiveDate::from_ymd_opt(1994, 5, 17),
+            birthdate: NaiveDate::from_ymd_opt(1994, 5, 17).map(Date),
             gender: Some(Gender::Woman),
             bio: MaybeUndefined::Value("Slow mornings, long walks, good coffee.".into()),
             intentions: Some(vec![Intention::LongTerm, Intention::Friendship]),
-            location: MaybeUndefined::Value(Location { latitude: 48.8566, longitude: 2.3522 }),
+            location: MaybeUndefined::Value(Location {
+                latitude: 48.8566,
+                longitude: 2.3522,
+            }),
         }
     }
 }
@@ -189,7 +199,7 @@ impl Example for ProfilePatch {
 /// Whom I want to meet. Discovery applies these both ways: each person must fit the other's.
 #[derive(Object, Validate, Clone, Debug)]
 #[oai(example, deny_unknown_fields)]
-#[validate(schema(function = "ages_ordered"))]
+#[validate(schema(function = "ages_ordered", skip_on_field_errors = false))]
 pub struct Preferences {
     /// 18 to 120.
     #[validate(range(min = 18, max = 120))]
@@ -209,13 +219,21 @@ fn ages_ordered(p: &Preferences) -> Result<(), ValidationError> {
     if p.age_min <= p.age_max {
         Ok(())
     } else {
-        Err(ValidationError::new("age_order").with_message("age_min must not exceed age_max".into()))
+        let mut error =
+            ValidationError::new("age_order").with_message("must not exceed age_max".into());
+        error.add_param("field".into(), &"age_min");
+        Err(error)
     }
 }
 
 impl Example for Preferences {
     fn example() -> Self {
-        Self { age_min: 28, age_max: 40, max_distance_km: 25, genders: vec![Gender::Man, Gender::NonBinary] }
+        Self {
+            age_min: 28,
+            age_max: 40,
+            max_distance_km: 25,
+            genders: vec![Gender::Man, Gender::NonBinary],
+        }
     }
 }
 
@@ -234,7 +252,13 @@ pub struct Settings {
 
 impl Example for Settings {
     fn example() -> Self {
-        Self { incognito: false, snoozed_until: None, notify_resonances: true, notify_messages: true, notify_likes: false }
+        Self {
+            incognito: false,
+            snoozed_until: None,
+            notify_resonances: true,
+            notify_messages: true,
+            notify_likes: false,
+        }
     }
 }
 
@@ -252,7 +276,10 @@ pub struct SettingsPatch {
 
 impl Example for SettingsPatch {
     fn example() -> Self {
-        Self { incognito: Some(true), ..Default::default() }
+        Self {
+            incognito: Some(true),
+            ..Default::default()
+        }
     }
 }
 

@@ -1,0 +1,180 @@
+//! Probes, metrics, request ids, unknown routes, Swagger UI.
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{assert_problem, header, spawn_app};
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    let health: Value = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok");
+    let resp = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ready: Value = resp.json().await.expect("json");
+    assert_eq!(ready["postgres"], "ok");
+    assert_eq!(ready["redis"], "ok");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_status() {
+    let app = spawn_app().await;
+    let user = app.register().await;
+    app.get_authed(
+        &format!("/v1/profiles/{}", uuid::Uuid::new_v4()),
+        &user.access,
+    )
+    .await;
+    app.get_authed("/v1/me", &user.access).await;
+
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+
+    assert!(
+        text.contains(
+            r#"despacio_http_requests_total{method="GET",route="/v1/me",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/v1/profiles/{user_id}",status="404"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("despacio_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_made() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        header(resp.headers(), "x-request-id").as_deref(),
+        Some("abc-123")
+    );
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .expect("request");
+    let made = header(resp.headers(), "x-request-id").expect("made");
+    assert!(uuid::Uuid::parse_str(&made).is_ok());
+    let resp = app
+        .client
+        .get(app.url("/v1/nope"))
+        .send()
+        .await
+        .expect("request");
+    assert!(header(resp.headers(), "x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let app = spawn_app().await;
+    assert_problem(
+        app.client
+            .get(app.url("/v1/nothing-here"))
+            .send()
+            .await
+            .expect("request"),
+        404,
+        "not-found",
+    )
+    .await;
+    assert_problem(
+        app.client
+            .delete(app.url("/v1/auth/login"))
+            .send()
+            .await
+            .expect("request"),
+        405,
+        "method-not-allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_from_the_binary_and_points_at_our_spec() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/docs"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        header(resp.headers(), "location").as_deref(),
+        Some("/docs/")
+    );
+
+    let page = app
+        .client
+        .get(app.url("/docs/"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.expect("html").contains("swagger-ui"));
+    let init = app
+        .client
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("js");
+    assert!(init.contains("/openapi.json"), "{init}");
+    let bundle = app
+        .client
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bundle.status(), StatusCode::OK);
+
+    let spec: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        spec["components"]["securitySchemes"]["BearerAuth"]["scheme"],
+        "bearer"
+    );
+}
