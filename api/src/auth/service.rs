@@ -70,8 +70,18 @@ fn invalid_credentials() -> AppError {
 
 fn email_subject(state: &AppState, normalized: &str) -> (Vec<u8>, String) {
     let hash = state.cipher.blind_index(normalized);
-    let subject = hash.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let subject = account_subject(&hash);
     (hash, subject)
+}
+
+/// The rate-limit subject of an account: a prefix of its email's blind index (no plain email in
+/// Redis), the same whether the account is named by email (login) or by id (re-authentication).
+fn account_subject(email_hash: &[u8]) -> String {
+    email_hash
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Refuses suspended and banned accounts with the problem types the contract names.

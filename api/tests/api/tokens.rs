@@ -230,3 +230,125 @@ async fn the_role_travels_in_the_token() {
         app.get_authed("/v1/me", &user.access).await.status()
     );
 }
+
+/// Every operation the spec marks as authenticated, as `(method, path)` with ids filled in.
+fn secured_operations() -> Vec<(reqwest::Method, String)> {
+    let spec: Value =
+        serde_json::from_str(&api::openapi::spec_json().expect("spec")).expect("json");
+    let mut out = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            if op.get("security").is_some() {
+                let concrete = path
+                    .split('/')
+                    .map(|s| {
+                        if s.starts_with('{') {
+                            Uuid::new_v4().to_string()
+                        } else {
+                            s.to_owned()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push((method.to_uppercase().parse().expect("method"), concrete));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_authenticated_operation_refuses_missing_and_revoked_tokens() {
+    let app = spawn_app().await;
+    let user = app.register().await;
+    app.post_authed("/v1/auth/logout", &user.access, json!({}))
+        .await;
+    let operations = secured_operations();
+    assert!(operations.len() >= 12, "{operations:?}");
+
+    for (method, path) in operations {
+        let anonymous = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("request");
+        let body = assert_problem(anonymous, 401, "unauthorized").await;
+        assert!(body["detail"].is_string(), "{method} {path}");
+        let revoked = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .bearer_auth(&user.access)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("request");
+        assert_problem(revoked, 401, "session-revoked").await;
+    }
+}
+
+#[tokio::test]
+async fn the_cli_creates_the_first_admin_who_can_then_log_in() {
+    let app = spawn_app().await;
+    let database_url = format!("{}/{}", crate::helpers::pg_base(), app.db_name);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_despacio-api"))
+        .args([
+            "create-admin",
+            "--email",
+            "Root@Example.com",
+            "--password",
+            "a-long-admin-password",
+        ])
+        .env("DATABASE_URL", &database_url)
+        .env("REDIS_URL", crate::helpers::redis_url())
+        .env("OUTBOX_DIR", &app.outbox)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("created"));
+
+    let body: Value = app
+        .login("root@example.com", "a-long-admin-password")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let me: Value = app
+        .get_authed("/v1/me", body["access_token"].as_str().expect("token"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["role"], "admin");
+
+    // Run again as moderator on the same address: the account is promoted (here, demoted), not duplicated.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_despacio-api"))
+        .args([
+            "create-admin",
+            "--email",
+            "root@example.com",
+            "--password",
+            "a-long-admin-password",
+            "--role",
+            "moderator",
+        ])
+        .env("DATABASE_URL", &database_url)
+        .env("REDIS_URL", crate::helpers::redis_url())
+        .env("OUTBOX_DIR", &app.outbox)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("promoted"));
+    let users: i64 = app
+        .sql_value("SELECT count(*) FROM users")
+        .await
+        .expect("count");
+    assert_eq!(users, 1);
+}
