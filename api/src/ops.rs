@@ -5,6 +5,7 @@ use fred::prelude::ClientLike;
 use poem::{handler, http::StatusCode, web::Path, IntoResponse, Response};
 use poem_openapi::{
     payload::{Json, PlainText},
+    types::Example,
     ApiResponse, Object, OpenApi,
 };
 use utoipa_swagger_ui::Config;
@@ -13,13 +14,23 @@ use crate::{metrics::Metrics, openapi::ApiTags, state::AppState};
 
 /// Liveness.
 #[derive(Object)]
+#[oai(example)]
 pub struct Health {
     /// Always `ok`.
     pub status: String,
 }
 
+impl Example for Health {
+    fn example() -> Self {
+        Health {
+            status: "ok".into(),
+        }
+    }
+}
+
 /// Readiness and each dependency's state.
 #[derive(Object)]
+#[oai(example)]
 pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: String,
@@ -27,6 +38,16 @@ pub struct Readiness {
     pub postgres: String,
     /// `ok` or the failure, for Redis.
     pub redis: String,
+}
+
+impl Example for Readiness {
+    fn example() -> Self {
+        Readiness {
+            status: "ready".into(),
+            postgres: "ok".into(),
+            redis: "ok".into(),
+        }
+    }
 }
 
 #[derive(ApiResponse)]

@@ -187,6 +187,7 @@ impl Example for Accepted {
 
 /// One signed-in device.
 #[derive(Object)]
+#[oai(example)]
 pub struct SessionView {
     pub id: Uuid,
     /// The `User-Agent` seen at sign-in.
@@ -202,12 +203,38 @@ pub struct SessionView {
     pub current: bool,
 }
 
+impl Example for SessionView {
+    fn example() -> Self {
+        let at = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+        Self {
+            id: Uuid::nil(),
+            user_agent: Some("DespacioApp/1.4 (iPhone; iOS 19.1)".into()),
+            ip: Some("203.0.113.7".into()),
+            auth_method: "password".into(),
+            created_at: at,
+            last_used_at: at,
+            expires_at: at + chrono::Duration::days(30),
+            current: true,
+        }
+    }
+}
+
 /// My live sessions, most recently used first.
 #[derive(Object)]
+#[oai(example)]
 pub struct SessionList {
     pub items: Vec<SessionView>,
     /// Always null: the list is short and complete.
     pub next_cursor: Option<String>,
+}
+
+impl Example for SessionList {
+    fn example() -> Self {
+        Self {
+            items: vec![SessionView::example()],
+            next_cursor: None,
+        }
+    }
 }
 
 #[derive(ApiResponse)]

@@ -42,8 +42,24 @@ pub struct Jwk {
 
 /// A JWK set.
 #[derive(Object, Debug, Clone)]
+#[oai(example)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
+}
+
+impl poem_openapi::types::Example for Jwks {
+    fn example() -> Self {
+        Jwks {
+            keys: vec![Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".into(),
+                kid: "ed25519-2d85fe39d1654c89".into(),
+                alg: "EdDSA".into(),
+                use_: "sig".into(),
+            }],
+        }
+    }
 }
 
 impl JwtKeys {

@@ -285,6 +285,7 @@ impl Example for SettingsPatch {
 
 /// Me: my account, profile, preferences and settings.
 #[derive(Object)]
+#[oai(example)]
 pub struct Me {
     /// My user id.
     pub id: Uuid,
@@ -298,6 +299,22 @@ pub struct Me {
     pub profile: Profile,
     pub preferences: Preferences,
     pub settings: Settings,
+}
+
+impl Example for Me {
+    fn example() -> Self {
+        Self {
+            id: Uuid::nil(),
+            email: "ana@example.com".into(),
+            email_verified: true,
+            role: "user".into(),
+            status: "active".into(),
+            created_at: DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default(),
+            profile: Profile::example(),
+            preferences: Preferences::example(),
+            settings: Settings::example(),
+        }
+    }
 }
 
 /// Someone else's profile, as I may see it: no email, no coordinates.
