@@ -111,6 +111,23 @@ impl FieldCipher {
     }
 }
 
+impl FieldCipher {
+    /// A MAC of `data` under the blind-index key, separated by `domain` (cursors, ...).
+    pub fn mac(&self, domain: &str, data: &[u8]) -> Vec<u8> {
+        let mut mac = self.blind_index.clone();
+        mac.update(b"\0mac\0");
+        mac.update(domain.as_bytes());
+        mac.update(b"\0");
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// Compares without stopping at the first difference.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A new opaque token: 32 random bytes, base64url without padding (43 characters).
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];

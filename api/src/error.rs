@@ -104,6 +104,9 @@ pub enum AppError {
     /// 409: conflicts with the current state.
     #[error("{detail}")]
     Conflict { kind: &'static str, detail: String },
+    /// 410: something the client holds (a cursor) no longer applies.
+    #[error("{detail}")]
+    Gone { kind: &'static str, detail: String },
     /// 413: body over the limit.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -178,6 +181,7 @@ impl AppError {
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Gone { .. } => StatusCode::GONE,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -195,6 +199,7 @@ impl AppError {
             AppError::Forbidden { kind, .. } => (*kind, "Not allowed"),
             AppError::NotFound(_) => ("not-found", "Not found"),
             AppError::Conflict { kind, .. } => (*kind, "Conflict"),
+            AppError::Gone { kind, .. } => (*kind, "Gone"),
             AppError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             AppError::Validation(_) => ("validation-failed", "Invalid input"),
             AppError::RateLimited { .. } => ("rate-limited", "Too many requests"),
@@ -360,7 +365,8 @@ fn describe(status: u16) -> &'static str {
         401 => "Missing, expired or invalid credentials; `type` says which (`unauthorized`, `token-expired`, `invalid-credentials`, `invalid-refresh-token`, `refresh-token-reused`).",
         403 => "Authenticated but not allowed; `type` says why (`account-suspended` with `until`, `account-banned`, `reauthentication-required`, `csrf-failed`, `insufficient-role`).",
         404 => "No such resource, or it is hidden from you.",
-        409 => "Conflicts with the current state (`email-taken`, ...).",
+        409 => "Conflicts with the current state (`email-taken`, `profile-incomplete`, `idempotency-key-in-use`, ...).",
+        410 => "The cursor no longer applies (`cursor-expired`): start again without it.",
         413 => "The request body is larger than allowed.",
         415 => "Unsupported `Content-Type`.",
         422 => "Well-formed but invalid values; `errors` lists every invalid field.",

@@ -12,18 +12,27 @@
 //! - [`state`]: shared connections and services.
 //! - [`error`]: [`error::AppError`], RFC 9457 problems, per-operation error sets.
 //! - [`auth`]: accounts, passwords, magic links, JWT, refresh rotation, sessions, cookies.
-//! - [`profiles`]: `/v1/me...` and public profiles.
+//! - [`profiles`]: `/v1/me...`, public profiles, profile cards.
+//! - [`discovery`]: the ranked candidate queue, likes received.
+//! - [`resonances`]: swipes, résonances, unmatch.
+//! - [`blocks`]: blocks.
 //! - [`ops`]: health, readiness, metrics, Swagger UI.
 //! - [`openapi`]: the spec and its tags.
 //! - [`crypto`]: field encryption, blind index, token hashing.
+//! - [`cursor`]: signed pagination cursors.
+//! - [`events`]: the event bus and `GET /v1/events` (SSE).
 //! - [`ratelimit`]: Redis rate limits.
 //! - [`mail`]: SMTP or outbox folder.
 //! - [`validation`]: `validator` glue and value rules.
 //! - [`spec_index`]: names the field behind poem-openapi's parse errors.
 //! - [`middleware`], [`metrics`], [`telemetry`], [`worker`].
 pub mod auth;
+pub mod blocks;
 pub mod config;
 pub mod crypto;
+pub mod discovery;
+pub mod cursor;
+pub mod events;
 pub mod error;
 pub mod mail;
 pub mod metrics;
@@ -32,6 +41,7 @@ pub mod openapi;
 pub mod ops;
 pub mod profiles;
 pub mod ratelimit;
+pub mod resonances;
 pub mod spec_index;
 pub mod startup;
 pub mod state;

@@ -7,6 +7,10 @@ use poem_openapi::{OpenApiService, Tags};
 
 use crate::{
     auth::routes::{AuthApi, KeysApi},
+    blocks::BlocksApi,
+    discovery::routes::DiscoveryApi,
+    events::routes::EventsApi,
+    resonances::routes::ResonancesApi,
     metrics::Metrics,
     ops::OpsApi,
     profiles::routes::{MeApi, ProfilesApi},
@@ -20,6 +24,14 @@ pub enum ApiTags {
     Me,
     /// Other people's profiles.
     People,
+    /// Who I see next.
+    Discovery,
+    /// Likes, passes and mutual matches ("résonances").
+    Resonances,
+    /// People I never want to see again.
+    Blocks,
+    /// Live events (Server-Sent Events).
+    Events,
     /// Probes and metrics for operators.
     Operations,
 }
@@ -39,12 +51,12 @@ get 429 with `Retry-After` and `RateLimit-*` headers. Every response carries `X-
 
 **Lists** are `{"items": [...], "next_cursor": "..." | null}`. Ids are UUIDs; times are RFC 3339 UTC."#;
 
-pub type Apis = (OpsApi, KeysApi, AuthApi, MeApi, ProfilesApi);
+pub type Apis = (OpsApi, KeysApi, AuthApi, MeApi, ProfilesApi, DiscoveryApi, ResonancesApi, BlocksApi, EventsApi);
 
 /// The service with every operation.
 pub fn service(metrics: Arc<Metrics>) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (OpsApi { metrics }, KeysApi, AuthApi, MeApi, ProfilesApi),
+        (OpsApi { metrics }, KeysApi, AuthApi, MeApi, ProfilesApi, DiscoveryApi, ResonancesApi, BlocksApi, EventsApi),
         "DESPACIO API",
         env!("CARGO_PKG_VERSION"),
     )

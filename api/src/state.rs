@@ -10,6 +10,7 @@ use crate::{
     auth::{password::PasswordHasher, tokens::JwtKeys},
     config::Settings,
     crypto::FieldCipher,
+    events::bus::EventBus,
     mail::Mailer,
     metrics::Metrics,
     ratelimit::RateLimiter,
@@ -28,6 +29,7 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub mailer: Arc<Mailer>,
     pub metrics: Arc<Metrics>,
+    pub events: EventBus,
 }
 
 /// Opens the PostgreSQL pool.
@@ -68,10 +70,10 @@ impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let db = connect_database(&settings).await?;
         let redis = connect_redis(&settings).await?;
-        Self::from_parts(settings, db, redis)
+        Self::from_parts(settings, db, redis).await
     }
 
-    pub fn from_parts(
+    pub async fn from_parts(
         settings: Settings,
         db: DatabaseConnection,
         redis: Pool,
@@ -88,7 +90,15 @@ impl AppState {
             Arc::new(settings.rate_limits.clone()),
         );
         let metrics = Arc::new(Metrics::new()?);
+        let subscriber = Builder::from_config(
+            RedisConfig::from_url(settings.redis_url.expose_secret())
+                .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?,
+        )
+        .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .build_subscriber_client()?;
+        let events = EventBus::start(redis.clone(), subscriber, keys.clone()).await?;
         Ok(Self {
+            events,
             settings,
             db,
             redis,

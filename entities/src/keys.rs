@@ -32,4 +32,39 @@ impl RedisKeys {
     pub fn revocations_channel(&self) -> String {
         format!("{}events:revocations", self.prefix)
     }
+
+    /// A person's event replay buffer (a Redis stream; ids are SSE event ids).
+    pub fn events_stream(&self, user_id: &uuid::Uuid) -> String {
+        format!("{}events:stream:{user_id}", self.prefix)
+    }
+
+    /// The pub/sub channel of a person's events.
+    pub fn events_channel(&self, user_id: &uuid::Uuid) -> String {
+        format!("{}events:user:{user_id}", self.prefix)
+    }
+
+    /// The pattern matching every person's events channel.
+    pub fn events_pattern(&self) -> String {
+        format!("{}events:user:*", self.prefix)
+    }
+
+    /// Pub/sub channel telling gateways that a conversation is closed (unmatch, block).
+    pub fn conversations_channel(&self) -> String {
+        format!("{}events:conversations", self.prefix)
+    }
+
+    /// A conversation's message stream (24 h).
+    pub fn chat_stream(&self, resonance_id: &uuid::Uuid) -> String {
+        format!("{}chat:{resonance_id}:messages", self.prefix)
+    }
+
+    /// Everything else kept about a conversation (idempotency keys, epoch, read marks).
+    pub fn chat_meta_pattern(&self, resonance_id: &uuid::Uuid) -> String {
+        format!("{}chat:{resonance_id}:*", self.prefix)
+    }
+
+    /// A stored answer to a POST with an `Idempotency-Key`.
+    pub fn idempotency(&self, scope: &str, key: &str) -> String {
+        format!("{}idem:{scope}:{key}", self.prefix)
+    }
 }

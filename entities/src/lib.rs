@@ -7,6 +7,7 @@
 //!   accounts and authentication.
 //! - [`profiles`], [`preferences`], [`settings`], [`photos`]: who a person is and what they seek.
 //! - [`swipes`], [`resonances`], [`blocks`]: the social graph.
+//! - [`discovery_queue`], [`discovery_state`]: prepared discovery candidates.
 //! - [`reports`], [`moderation_actions`]: moderation and its audit trail.
 //! - [`analytics_aggregates`]: anonymous counts.
 //! - [`auth`]: the access-token claims and role names every service agrees on.
@@ -15,6 +16,8 @@
 pub mod analytics_aggregates;
 pub mod auth;
 pub mod blocks;
+pub mod discovery_queue;
+pub mod discovery_state;
 pub mod keys;
 pub mod magic_links;
 pub mod moderation_actions;

@@ -35,14 +35,9 @@ pub fn csrf_ok(req: &Request) -> bool {
         .get(CSRF_COOKIE)
         .map(|c| c.value_str().to_owned());
     match (header, cookie) {
-        (Some(h), Some(c)) if !c.is_empty() => constant_time_eq(h.as_bytes(), c.as_bytes()),
+        (Some(h), Some(c)) if !c.is_empty() => crate::crypto::constant_time_eq(h.as_bytes(), c.as_bytes()),
         _ => false,
     }
-}
-
-/// Compares without stopping at the first difference.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub fn csrf_failed() -> AppError {

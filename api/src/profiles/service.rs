@@ -6,21 +6,17 @@
 use chrono::Utc;
 use entities::{preferences, profiles, settings, users};
 use poem_openapi::types::MaybeUndefined;
-use sea_orm::{ActiveModelTrait, EntityTrait, FromQueryResult, IntoActiveModel, Set, Statement};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Set, Statement};
 use uuid::Uuid;
 
 use super::types::{
-    Gender, Intention, Location, Me, Preferences, Profile, ProfilePatch, PublicProfile, Settings,
+    Gender, Location, Me, Preferences, Profile, ProfilePatch, PublicProfile, Settings,
     SettingsPatch,
 };
 use crate::{auth::service::email_of, error::AppError, state::AppState, validation::age_on};
 
 fn bio_context(user_id: Uuid) -> String {
     format!("profiles.bio:{user_id}")
-}
-
-fn intentions(stored: &[String]) -> Vec<Intention> {
-    stored.iter().filter_map(|s| Intention::parse(s)).collect()
 }
 
 fn to_profile(state: &AppState, p: &profiles::Model) -> Result<Profile, AppError> {
@@ -36,7 +32,7 @@ fn to_profile(state: &AppState, p: &profiles::Model) -> Result<Profile, AppError
         }),
         _ => None,
     };
-    let intentions = intentions(&p.intentions);
+    let intentions = super::cards::intentions(&p.intentions);
     Ok(Profile {
         complete: p.display_name.is_some()
             && p.birthdate.is_some()
@@ -248,29 +244,12 @@ pub async fn update_settings(
     Ok(to_settings(&row.update(&state.db).await?))
 }
 
-#[derive(FromQueryResult)]
-struct VisibleProfile {
-    user_id: Uuid,
-    display_name: Option<String>,
-    birthdate: Option<chrono::NaiveDate>,
-    gender: Option<String>,
-    bio_ciphertext: Option<Vec<u8>>,
-    intentions: Vec<String>,
-    shared: Vec<String>,
-    distance_km: Option<i32>,
-}
-
-/// The visibility rules and the distance, in one query (PostGIS computes the distance on the
-/// indexed geography; coordinates never leave the database).
-const PUBLIC_PROFILE_SQL: &str = r#"
-SELECT p.user_id, p.display_name, p.birthdate, p.gender, p.bio_ciphertext, p.intentions,
-       ARRAY(SELECT unnest(p.intentions) INTERSECT SELECT unnest(me.intentions) ORDER BY 1) AS shared,
-       CASE WHEN p.location IS NULL OR me.location IS NULL THEN NULL
-            ELSE GREATEST(1, round(ST_Distance(p.location, me.location) / 1000.0))::int END AS distance_km
+/// The visibility rules of a profile page (PostGIS and the card query do the rest).
+const VISIBLE_SQL: &str = r#"
+SELECT p.user_id
 FROM profiles p
 JOIN users u ON u.id = p.user_id
 JOIN settings s ON s.user_id = p.user_id
-LEFT JOIN profiles me ON me.user_id = $2
 WHERE p.user_id = $1
   AND (u.status = 'active' OR (u.status = 'suspended' AND u.suspended_until <= now()) OR p.user_id = $2)
   AND NOT EXISTS (
@@ -283,35 +262,19 @@ WHERE p.user_id = $1
                   WHERE r.ended_at IS NULL AND r.user_a = LEAST($1, $2) AND r.user_b = GREATEST($1, $2)))
 "#;
 
+/// Whether `viewer` may see `target` at all (blocks, account state, incognito).
+pub async fn is_visible(state: &AppState, viewer: Uuid, target: Uuid) -> Result<bool, AppError> {
+    let stmt = Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, VISIBLE_SQL, [target.into(), viewer.into()]);
+    Ok(state.db.query_one(stmt).await?.is_some())
+}
+
 /// `GET /v1/profiles/{user_id}`.
-pub async fn public_profile(
-    state: &AppState,
-    viewer: Uuid,
-    target: Uuid,
-) -> Result<PublicProfile, AppError> {
-    let stmt = Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        PUBLIC_PROFILE_SQL,
-        [target.into(), viewer.into()],
-    );
-    let row = VisibleProfile::find_by_statement(stmt)
-        .one(&state.db)
+pub async fn public_profile(state: &AppState, viewer: Uuid, target: Uuid) -> Result<PublicProfile, AppError> {
+    if !is_visible(state, viewer, target).await? {
+        return Err(AppError::NotFound("no visible profile has this id"));
+    }
+    super::cards::load(state, viewer, &[target])
         .await?
-        .ok_or(AppError::NotFound("no visible profile has this id"))?;
-    let bio = row
-        .bio_ciphertext
-        .as_deref()
-        .map(|c| state.cipher.decrypt_string(c, &bio_context(row.user_id)))
-        .transpose()?;
-    Ok(PublicProfile {
-        user_id: row.user_id,
-        display_name: row.display_name,
-        age: row.birthdate.map(|b| age_on(b, Utc::now().date_naive())),
-        gender: row.gender.as_deref().and_then(Gender::parse),
-        bio,
-        intentions: intentions(&row.intentions),
-        shared_intentions: intentions(&row.shared),
-        distance_km: row.distance_km,
-        photos: vec![],
-    })
+        .remove(&target)
+        .ok_or(AppError::NotFound("no visible profile has this id"))
 }

@@ -1,0 +1,379 @@
+//! The discovery engine: who I see next.
+//!
+//! **Design: a per-person candidate queue.** Scoring everyone inside my radius on every page is
+//! exact but slow at a million profiles; nearest-first is fast but ranks badly. So the ranking
+//! is computed once per batch and stored: [`prepare`] appends my next [`BATCH`] best candidates,
+//! exactly scored, to `discovery_queue` (ranks ascending). A page walks that queue in rank order
+//! from the cursor and stops after `limit` survivors of the **read-time re-check** — blocks,
+//! swipes, account state, snooze, incognito and the two-way filters are evaluated again on every
+//! read, so the queue can be stale in its ranking but never in what it lets through.
+//!
+//! - **Cursor** = (queue generation, last rank seen), signed. Ranks never move, new candidates
+//!   are only appended (or slotted between ranks, see fresh likers), so pages have no duplicates
+//!   and no skips whatever happens between them. A first page (no cursor) rebuilds a queue older
+//!   than [`QUEUE_MAX_AGE_S`]; a cursor from a rebuilt generation answers 410 `cursor-expired`.
+//! - **End of the queue**: the next batch is prepared on demand (excluding everyone already
+//!   queued); when none is left, the page says `exhausted: true`.
+//! - **Fresh likers**: people who liked me after my queue was prepared are slotted right after
+//!   the cursor (fractional ranks) on my next page; they do not wait for a rebuild.
+//! - **New profiles** reach existing queues when those are rebuilt (at most one hour), and get a
+//!   first-exposure bonus in the score for 72 hours.
+//!
+//! **Score** (higher is better, 0 to 120):
+//! `40 × (1 − distance / my max distance)` + `15 × shared intentions (at most 2)`
+//! + `25 if they liked me` + `15 × (1 − days since last active / 14)⁺` + `10 if the profile is
+//! less than 72 hours old`. Ties go to the smaller user id.
+use chrono::{DateTime, NaiveDate, Utc};
+use entities::{discovery_state, preferences, profiles};
+use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, Statement, Value};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{cursor, error::AppError, profiles::types::PublicProfile, state::AppState};
+
+/// Candidates appended per preparation.
+pub const BATCH: i64 = 200;
+/// A first page rebuilds a queue older than this.
+pub const QUEUE_MAX_AGE_S: i64 = 3600;
+/// A pass hides someone for this long; a like hides them for good.
+pub const PASS_COOLDOWN_DAYS: i32 = 30;
+
+/// The parameters every discovery query shares: who I am and what I seek, as constants so the
+/// planner can use the composite GiST index.
+struct Me {
+    id: Uuid,
+    longitude: f64,
+    latitude: f64,
+    max_distance_m: f64,
+    genders: Vec<String>,
+    /// Youngest and oldest birthdates I accept.
+    born_after: NaiveDate,
+    born_before: NaiveDate,
+    gender: String,
+    birthdate: NaiveDate,
+    intentions: Vec<String>,
+}
+
+impl Me {
+    /// `$1`..`$10` of the queries below.
+    fn values(&self) -> Vec<Value> {
+        vec![
+            self.id.into(),
+            self.longitude.into(),
+            self.latitude.into(),
+            self.max_distance_m.into(),
+            self.genders.clone().into(),
+            self.born_after.into(),
+            self.born_before.into(),
+            self.gender.clone().into(),
+            self.birthdate.into(),
+            self.intentions.clone().into(),
+        ]
+    }
+}
+
+/// Who may appear to `$1`, both ways. `c` is the candidate's profile, `cp` its preferences,
+/// `u` its user, `s` its settings. The first line repeats the partial index's predicate.
+const FILTERS: &str = r#"
+    c.location IS NOT NULL AND c.display_name IS NOT NULL AND c.birthdate IS NOT NULL
+    AND c.gender IS NOT NULL AND cardinality(c.intentions) > 0
+    AND ST_DWithin(c.location, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, $4)
+    AND c.gender = ANY($5::text[])
+    AND c.birthdate BETWEEN $6 AND $7
+    AND c.user_id <> $1
+    AND $8 = ANY(cp.genders)
+    AND $9 BETWEEN ((current_date - make_interval(years => cp.age_max + 1))::date + 1)
+               AND (current_date - make_interval(years => cp.age_min))::date
+    AND ST_DWithin(c.location, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, cp.max_distance_km * 1000.0)
+    AND (u.status = 'active' OR (u.status = 'suspended' AND u.suspended_until <= now()))
+    AND (s.snoozed_until IS NULL OR s.snoozed_until <= now())
+    AND (NOT s.incognito
+         OR EXISTS (SELECT 1 FROM swipes l WHERE l.swiper_id = c.user_id AND l.target_id = $1 AND l.action = 'like'))
+    AND NOT EXISTS (SELECT 1 FROM swipes sw WHERE sw.swiper_id = $1 AND sw.target_id = c.user_id
+                    AND (sw.action = 'like' OR sw.created_at > now() - make_interval(days => 30)))
+    AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = c.user_id)
+    AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = c.user_id AND b.blocked_id = $1)
+"#;
+
+const SCORE: &str = r#"(
+      40.0 * GREATEST(0.0, 1.0 - ST_Distance(c.location, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography) / $4)
+    + 15.0 * LEAST(2, cardinality(ARRAY(SELECT unnest(c.intentions) INTERSECT SELECT unnest($10::text[]))))
+    + CASE WHEN EXISTS (SELECT 1 FROM swipes l WHERE l.swiper_id = c.user_id AND l.target_id = $1 AND l.action = 'like')
+           THEN 25.0 ELSE 0.0 END
+    + 15.0 * GREATEST(0.0, 1.0 - extract(epoch FROM now() - u.last_active_at) / (14 * 86400.0))
+    + CASE WHEN u.created_at > now() - interval '72 hours' THEN 10.0 ELSE 0.0 END
+)"#;
+
+const FROM: &str = "profiles c
+    JOIN preferences cp ON cp.user_id = c.user_id
+    JOIN users u ON u.id = c.user_id
+    JOIN settings s ON s.user_id = c.user_id";
+
+fn prepare_sql() -> String {
+    format!(
+        "INSERT INTO discovery_queue (user_id, rank, candidate_id, score)
+         SELECT $1, $11 + row_number() OVER (ORDER BY score DESC, user_id), user_id, score
+         FROM (SELECT c.user_id, {SCORE}::real AS score FROM {FROM}
+               WHERE {FILTERS}
+                 AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = $1 AND q.candidate_id = c.user_id)
+               ORDER BY score DESC, c.user_id LIMIT {BATCH}) ranked"
+    )
+}
+
+fn fresh_likers_sql() -> String {
+    format!(
+        "SELECT c.user_id, {SCORE}::real AS score FROM {FROM}
+         WHERE {FILTERS}
+           AND EXISTS (SELECT 1 FROM swipes l WHERE l.swiper_id = c.user_id AND l.target_id = $1
+                       AND l.action = 'like' AND l.created_at > $11)
+           AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = $1 AND q.candidate_id = c.user_id)
+         ORDER BY score DESC, c.user_id LIMIT 50"
+    )
+}
+
+/// The page read: walk my queue in rank order from the cursor, re-check, stop after `$12`.
+fn read_sql() -> String {
+    format!(
+        "SELECT q.rank, q.candidate_id FROM discovery_queue q
+         JOIN {FROM} ON c.user_id = q.candidate_id
+         WHERE q.user_id = $1 AND q.rank > $11 AND {FILTERS}
+         ORDER BY q.rank LIMIT $12"
+    )
+}
+
+/// A discovery page.
+pub struct Page {
+    pub items: Vec<PublicProfile>,
+    pub next_cursor: Option<String>,
+    pub exhausted: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    /// Queue generation.
+    g: i32,
+    /// Last rank seen.
+    r: f64,
+}
+
+#[derive(FromQueryResult)]
+struct Ranked {
+    rank: f64,
+    candidate_id: Uuid,
+}
+
+#[derive(FromQueryResult)]
+struct Scored {
+    user_id: Uuid,
+    score: f32,
+}
+
+fn incomplete(what: &str) -> AppError {
+    AppError::Conflict {
+        kind: "profile-incomplete",
+        detail: format!("discovery needs a complete profile: set {what} with PATCH /v1/me/profile"),
+    }
+}
+
+fn birthdate_bounds(age_min: i16, age_max: i16, today: NaiveDate) -> (NaiveDate, NaiveDate) {
+    use chrono::Months;
+    let years = |n: i16| Months::new(12 * u32::try_from(n).unwrap_or(0));
+    // Age ≤ age_max ⇔ born after (today − (age_max + 1) years); age ≥ age_min ⇔ born on or
+    // before (today − age_min years).
+    let after = today.checked_sub_months(years(age_max + 1)).map(|d| d + chrono::Days::new(1)).unwrap_or(NaiveDate::MIN);
+    let before = today.checked_sub_months(years(age_min)).unwrap_or(NaiveDate::MIN);
+    (after, before)
+}
+
+async fn me(state: &AppState, user_id: Uuid) -> Result<Me, AppError> {
+    let p = profiles::Entity::find_by_id(user_id).one(&state.db).await?.ok_or_else(|| incomplete("a profile"))?;
+    let prefs = preferences::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("preferences row missing")))?;
+    let (Some(latitude), Some(longitude)) = (p.latitude, p.longitude) else { return Err(incomplete("`location`")) };
+    let gender = p.gender.ok_or_else(|| incomplete("`gender`"))?;
+    let birthdate = p.birthdate.ok_or_else(|| incomplete("`birthdate`"))?;
+    if p.display_name.is_none() {
+        return Err(incomplete("`display_name`"));
+    }
+    if p.intentions.is_empty() {
+        return Err(incomplete("`intentions`"));
+    }
+    let (born_after, born_before) = birthdate_bounds(prefs.age_min, prefs.age_max, Utc::now().date_naive());
+    Ok(Me {
+        id: user_id,
+        longitude,
+        latitude,
+        max_distance_m: f64::from(prefs.max_distance_km) * 1000.0,
+        genders: prefs.genders,
+        born_after,
+        born_before,
+        gender,
+        birthdate,
+        intentions: p.intentions,
+    })
+}
+
+fn statement(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+}
+
+/// Appends the next batch of candidates after `after_rank`; returns how many were added.
+async fn prepare<C: ConnectionTrait>(conn: &C, me: &Me, after_rank: f64) -> Result<u64, AppError> {
+    let mut values = me.values();
+    values.push(after_rank.into());
+    Ok(conn.execute(statement(&prepare_sql(), values)).await?.rows_affected())
+}
+
+/// Starts a new queue generation for `me` and fills its first batch.
+async fn rebuild(state: &AppState, me: &Me) -> Result<discovery_state::Model, AppError> {
+    use sea_orm::TransactionTrait;
+    let txn = state.db.begin().await?;
+    txn.execute(statement("DELETE FROM discovery_queue WHERE user_id = $1", vec![me.id.into()])).await?;
+    let added = prepare(&txn, me, 0.0).await?;
+    let row = txn
+        .query_one(statement(
+            "INSERT INTO discovery_state (user_id, generation, prepared_at, last_rank, exhausted)
+             VALUES ($1, 1, now(), $2, $3)
+             ON CONFLICT (user_id) DO UPDATE SET generation = discovery_state.generation + 1,
+                 prepared_at = now(), last_rank = $2, exhausted = $3
+             RETURNING generation",
+            vec![me.id.into(), (added as f64).into(), (added < BATCH as u64).into()],
+        ))
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("discovery_state upsert returned nothing")))?;
+    txn.commit().await?;
+    let generation: i32 = row.try_get("", "generation")?;
+    Ok(discovery_state::Model {
+        user_id: me.id,
+        generation,
+        prepared_at: Utc::now(),
+        last_rank: added as f64,
+        exhausted: added < BATCH as u64,
+    })
+}
+
+/// Appends a batch at the end of the queue (serialised per person by a row lock).
+async fn extend(state: &AppState, me: &Me) -> Result<discovery_state::Model, AppError> {
+    use sea_orm::{QuerySelect, TransactionTrait};
+    let txn = state.db.begin().await?;
+    let current = discovery_state::Entity::find_by_id(me.id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("discovery_state missing")))?;
+    if current.exhausted {
+        txn.commit().await?;
+        return Ok(current);
+    }
+    let added = prepare(&txn, me, current.last_rank).await?;
+    let last_rank = current.last_rank + added as f64;
+    let exhausted = added < BATCH as u64;
+    txn.execute(statement(
+        "UPDATE discovery_state SET last_rank = $2, exhausted = $3 WHERE user_id = $1",
+        vec![me.id.into(), last_rank.into(), exhausted.into()],
+    ))
+    .await?;
+    txn.commit().await?;
+    Ok(discovery_state::Model { last_rank, exhausted, ..current })
+}
+
+/// Slots people who liked me since the queue was prepared right after `after_rank`.
+async fn merge_fresh_likers(state: &AppState, me: &Me, prepared_at: DateTime<Utc>, after_rank: f64) -> Result<(), AppError> {
+    let mut values = me.values();
+    values.push(prepared_at.into());
+    let likers = Scored::find_by_statement(statement(&fresh_likers_sql(), values)).all(&state.db).await?;
+    if likers.is_empty() {
+        return Ok(());
+    }
+    let next: Option<f64> = state
+        .db
+        .query_one(statement(
+            "SELECT min(rank) AS next FROM discovery_queue WHERE user_id = $1 AND rank > $2",
+            vec![me.id.into(), after_rank.into()],
+        ))
+        .await?
+        .and_then(|row| row.try_get::<Option<f64>>("", "next").ok().flatten());
+    let span = next.unwrap_or(after_rank + 1.0) - after_rank;
+    let step = span / (likers.len() as f64 + 1.0);
+    for (i, liker) in likers.iter().enumerate() {
+        state
+            .db
+            .execute(statement(
+                "INSERT INTO discovery_queue (user_id, rank, candidate_id, score) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                vec![me.id.into(), (after_rank + step * (i as f64 + 1.0)).into(), liker.user_id.into(), liker.score.into()],
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn read(state: &AppState, me: &Me, after_rank: f64, limit: u64) -> Result<Vec<Ranked>, AppError> {
+    let mut values = me.values();
+    values.push(after_rank.into());
+    values.push((limit as i64).into());
+    Ok(Ranked::find_by_statement(statement(&read_sql(), values)).all(&state.db).await?)
+}
+
+/// `GET /v1/discovery`.
+pub async fn page(state: &AppState, user_id: Uuid, cursor_text: Option<&str>, limit: u64) -> Result<Page, AppError> {
+    let me = me(state, user_id).await?;
+    let saved = discovery_state::Entity::find_by_id(user_id).one(&state.db).await?;
+    let (mut current, after_rank) = match cursor_text {
+        None => {
+            let fresh = saved.filter(|s| (Utc::now() - s.prepared_at).num_seconds() < QUEUE_MAX_AGE_S && !s.exhausted);
+            match fresh {
+                Some(s) => (s, 0.0),
+                None => (rebuild(state, &me).await?, 0.0),
+            }
+        }
+        Some(text) => {
+            let c: Cursor = cursor::decode(&state.cipher, "discovery", text)?;
+            match saved {
+                Some(s) if s.generation == c.g => (s, c.r),
+                _ => {
+                    return Err(AppError::Gone {
+                        kind: "cursor-expired",
+                        detail: "the discovery queue was rebuilt since this cursor was made; start again without a cursor".into(),
+                    })
+                }
+            }
+        }
+    };
+    merge_fresh_likers(state, &me, current.prepared_at, after_rank).await?;
+
+    let mut rows = read(state, &me, after_rank, limit).await?;
+    // Walk on: prepare more while the page is short and the pool is not exhausted.
+    for _ in 0..5 {
+        if rows.len() as u64 >= limit || current.exhausted {
+            break;
+        }
+        current = extend(state, &me).await?;
+        let from = rows.last().map(|r| r.rank).unwrap_or(after_rank);
+        let more = read(state, &me, from, limit - rows.len() as u64).await?;
+        rows.extend(more);
+    }
+    let exhausted = (rows.len() as u64) < limit && current.exhausted;
+    let last_rank = rows.last().map(|r| r.rank).unwrap_or(after_rank);
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.candidate_id).collect();
+    let items = crate::profiles::cards::load_ordered(state, user_id, &ids).await?;
+    let next_cursor = (!exhausted).then(|| cursor::encode(&state.cipher, "discovery", &Cursor { g: current.generation, r: last_rank }));
+    Ok(Page { items, next_cursor, exhausted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn birthdate_bounds_match_ages() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 24).expect("date");
+        let (after, before) = birthdate_bounds(30, 40, today);
+        // 40 today (born 1986-11-24) is in; 41 today (born 1985-11-24) is out.
+        assert_eq!(after, NaiveDate::from_ymd_opt(1985, 11, 25).expect("date"));
+        // 30 today (born 1996-11-24) is in; 30 tomorrow (born 1996-11-25) is out.
+        assert_eq!(before, NaiveDate::from_ymd_opt(1996, 11, 24).expect("date"));
+    }
+}
