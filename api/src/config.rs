@@ -162,6 +162,8 @@ pub struct Settings {
     pub password_hash_concurrency: usize,
     pub trust_forwarded_for: bool,
     pub log_format: LogFormat,
+    /// Seconds between SSE heartbeats (`SSE_HEARTBEAT_S`, default 15).
+    pub sse_heartbeat: Duration,
 }
 
 /// `LOG_FORMAT`: `json` (default) or `pretty`.
@@ -454,6 +456,7 @@ impl Settings {
             password_hash_concurrency,
             trust_forwarded_for: boolean("TRUST_FORWARDED_FOR", false)?,
             log_format,
+            sse_heartbeat: seconds("SSE_HEARTBEAT_S", 15, 300)?,
         })
     }
 

@@ -7,7 +7,10 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::{crypto::FieldCipher, error::AppError};
 
 fn invalid() -> AppError {
-    AppError::BadRequest { detail: "the cursor is invalid; use a next_cursor the API returned".into(), field: Some("cursor".into()) }
+    AppError::BadRequest {
+        detail: "the cursor is invalid; use a next_cursor the API returned".into(),
+        field: Some("cursor".into()),
+    }
 }
 
 /// Encodes `value` as a signed cursor for the list called `kind`.
@@ -18,7 +21,11 @@ pub fn encode<T: Serialize>(cipher: &FieldCipher, kind: &str, value: &T) -> Stri
 }
 
 /// Decodes a cursor made by [`encode`] for the same list.
-pub fn decode<T: DeserializeOwned>(cipher: &FieldCipher, kind: &str, cursor: &str) -> Result<T, AppError> {
+pub fn decode<T: DeserializeOwned>(
+    cipher: &FieldCipher,
+    kind: &str,
+    cursor: &str,
+) -> Result<T, AppError> {
     let (payload, mac) = cursor.split_once('.').ok_or_else(invalid)?;
     let mac = B64URL.decode(mac).map_err(|_| invalid())?;
     let expected = cipher.mac(&format!("cursor:{kind}"), payload.as_bytes());
@@ -34,7 +41,10 @@ pub fn limit(value: Option<u32>, default: u32, max: u32) -> Result<u64, AppError
     match value {
         None => Ok(default.into()),
         Some(n) if (1..=max).contains(&n) => Ok(n.into()),
-        Some(_) => Err(AppError::BadRequest { detail: format!("limit must be between 1 and {max}"), field: Some("limit".into()) }),
+        Some(_) => Err(AppError::BadRequest {
+            detail: format!("limit must be between 1 and {max}"),
+            field: Some("limit".into()),
+        }),
     }
 }
 
@@ -45,11 +55,23 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_tampering() {
-        let cipher = FieldCipher::from_settings(&Settings::from_lookup(|_| None).expect("defaults")).expect("keys");
+        let cipher =
+            FieldCipher::from_settings(&Settings::from_lookup(|_| None).expect("defaults"))
+                .expect("keys");
         let cursor = encode(&cipher, "discovery", &(3, 12.5));
-        assert_eq!(decode::<(i32, f64)>(&cipher, "discovery", &cursor).expect("valid"), (3, 12.5));
-        assert!(decode::<(i32, f64)>(&cipher, "resonances", &cursor).is_err(), "bound to its list");
-        let forged = format!("{}.{}", B64URL.encode(b"[3,99.0]"), cursor.split('.').nth(1).expect("mac"));
+        assert_eq!(
+            decode::<(i32, f64)>(&cipher, "discovery", &cursor).expect("valid"),
+            (3, 12.5)
+        );
+        assert!(
+            decode::<(i32, f64)>(&cipher, "resonances", &cursor).is_err(),
+            "bound to its list"
+        );
+        let forged = format!(
+            "{}.{}",
+            B64URL.encode(b"[3,99.0]"),
+            cursor.split('.').nth(1).expect("mac")
+        );
         assert!(decode::<(i32, f64)>(&cipher, "discovery", &forged).is_err());
         assert!(decode::<(i32, f64)>(&cipher, "discovery", "garbage").is_err());
     }

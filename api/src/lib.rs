@@ -15,7 +15,7 @@
 //! - [`profiles`]: `/v1/me...`, public profiles, profile cards.
 //! - [`discovery`]: the ranked candidate queue, likes received.
 //! - [`resonances`]: swipes, résonances, unmatch.
-//! - [`blocks`]: blocks.
+//! - [`blocks`]: blocking and unblocking people.
 //! - [`ops`]: health, readiness, metrics, Swagger UI.
 //! - [`openapi`]: the spec and its tags.
 //! - [`crypto`]: field encryption, blind index, token hashing.
@@ -23,17 +23,20 @@
 //! - [`events`]: the event bus and `GET /v1/events` (SSE).
 //! - [`ratelimit`]: Redis rate limits.
 //! - [`mail`]: SMTP or outbox folder.
+//! - [`idempotency`]: `Idempotency-Key` on every POST.
 //! - [`validation`]: `validator` glue and value rules.
+//! - [`seed`]: demo data (`despacio-api seed`).
 //! - [`spec_index`]: names the field behind poem-openapi's parse errors.
 //! - [`middleware`], [`metrics`], [`telemetry`], [`worker`].
 pub mod auth;
 pub mod blocks;
 pub mod config;
 pub mod crypto;
-pub mod discovery;
 pub mod cursor;
-pub mod events;
+pub mod discovery;
 pub mod error;
+pub mod events;
+pub mod idempotency;
 pub mod mail;
 pub mod metrics;
 pub mod middleware;
@@ -42,6 +45,7 @@ pub mod ops;
 pub mod profiles;
 pub mod ratelimit;
 pub mod resonances;
+pub mod seed;
 pub mod spec_index;
 pub mod startup;
 pub mod state;

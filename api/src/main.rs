@@ -41,10 +41,20 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (what `openapi/openapi.json` holds).
     Openapi,
-    /// Fill the database with demo profiles (not implemented yet: see the README).
+    /// Fill the database with demo profiles (password of every seeded account: despacio-demo-password).
     Seed {
+        /// How many people.
         #[arg(long)]
         profiles: u64,
+        /// Share of people with a swipe history.
+        #[arg(long, default_value_t = 0.1)]
+        swiper_share: f64,
+        /// Swipes per person with a history.
+        #[arg(long, default_value_t = 200)]
+        swipes_per_swiper: u32,
+        /// Random seed (same seed, same data).
+        #[arg(long, default_value_t = 42)]
+        rng_seed: u64,
     },
 }
 
@@ -79,15 +89,35 @@ async fn main() -> ExitCode {
     telemetry::init(settings.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
-        Command::Migrate => async {
-            let db = api::state::connect_database(&settings).await?;
-            migrate(&db).await
+        Command::Migrate => {
+            async {
+                let db = api::state::connect_database(&settings).await?;
+                migrate(&db).await
+            }
+            .await
         }
-        .await,
-        Command::CreateAdmin { email, password, role } => create_admin(settings, email, password, role).await,
-        Command::Seed { profiles } => Err(anyhow::anyhow!(
-            "seed --profiles {profiles}: demo data arrives with the discovery engine; not implemented yet"
-        )),
+        Command::CreateAdmin {
+            email,
+            password,
+            role,
+        } => create_admin(settings, email, password, role).await,
+        Command::Seed {
+            profiles,
+            swiper_share,
+            swipes_per_swiper,
+            rng_seed,
+        } => {
+            seed(
+                settings,
+                api::seed::SeedOptions {
+                    profiles,
+                    swiper_share,
+                    swipes_per_swiper,
+                    rng_seed,
+                },
+            )
+            .await
+        }
         Command::Openapi => Ok(()),
     };
     match result {
@@ -137,6 +167,22 @@ async fn create_admin(
         if created { "created" } else { "promoted" },
         email,
         role.as_str()
+    );
+    Ok(())
+}
+
+async fn seed(settings: Settings, options: api::seed::SeedOptions) -> anyhow::Result<()> {
+    let auto_migrate = settings.auto_migrate;
+    let state = AppState::build(settings).await?;
+    if auto_migrate {
+        migrate(&state.db).await?;
+    }
+    let started = std::time::Instant::now();
+    let swipes = api::seed::run(&state, &options).await?;
+    println!(
+        "seeded {} profiles and {swipes} swipes in {:.1} s",
+        options.profiles,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -10,10 +10,10 @@ use crate::{
     blocks::BlocksApi,
     discovery::routes::DiscoveryApi,
     events::routes::EventsApi,
-    resonances::routes::ResonancesApi,
     metrics::Metrics,
     ops::OpsApi,
     profiles::routes::{MeApi, ProfilesApi},
+    resonances::routes::ResonancesApi,
 };
 
 #[derive(Tags)]
@@ -51,12 +51,32 @@ get 429 with `Retry-After` and `RateLimit-*` headers. Every response carries `X-
 
 **Lists** are `{"items": [...], "next_cursor": "..." | null}`. Ids are UUIDs; times are RFC 3339 UTC."#;
 
-pub type Apis = (OpsApi, KeysApi, AuthApi, MeApi, ProfilesApi, DiscoveryApi, ResonancesApi, BlocksApi, EventsApi);
+pub type Apis = (
+    OpsApi,
+    KeysApi,
+    AuthApi,
+    MeApi,
+    ProfilesApi,
+    DiscoveryApi,
+    ResonancesApi,
+    BlocksApi,
+    EventsApi,
+);
 
 /// The service with every operation.
 pub fn service(metrics: Arc<Metrics>) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (OpsApi { metrics }, KeysApi, AuthApi, MeApi, ProfilesApi, DiscoveryApi, ResonancesApi, BlocksApi, EventsApi),
+        (
+            OpsApi { metrics },
+            KeysApi,
+            AuthApi,
+            MeApi,
+            ProfilesApi,
+            DiscoveryApi,
+            ResonancesApi,
+            BlocksApi,
+            EventsApi,
+        ),
         "DESPACIO API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -63,10 +63,21 @@ impl RateLimiter {
 
     /// Counts one event in a window of `ttl_s` seconds that the caller names in `subject` (for
     /// calendar windows such as "today, UTC"); refuses it over the limit.
-    pub async fn hit_window(&self, name: &'static str, subject: &str, ttl_s: u64) -> Result<(), AppError> {
+    pub async fn hit_window(
+        &self,
+        name: &'static str,
+        subject: &str,
+        ttl_s: u64,
+    ) -> Result<(), AppError> {
         let key = self.keys.rate_limit(name, subject);
-        let v: Vec<i64> = self.redis.eval(HIT, vec![key], vec![(ttl_s * 1000).to_string()]).await?;
-        let (count, ttl) = (v.first().copied().unwrap_or(0).max(0) as u64, v.get(1).copied().unwrap_or(0));
+        let v: Vec<i64> = self
+            .redis
+            .eval(HIT, vec![key], vec![(ttl_s * 1000).to_string()])
+            .await?;
+        let (count, ttl) = (
+            v.first().copied().unwrap_or(0).max(0) as u64,
+            v.get(1).copied().unwrap_or(0),
+        );
         if count > self.limits.get(name).count {
             return Err(self.refuse(name, ttl));
         }

@@ -15,6 +15,7 @@ use poem::{
 use crate::{
     auth::cookies::CookieAuth,
     config::Settings,
+    idempotency::Idempotency,
     middleware::Observe,
     openapi,
     ops::{self, swagger_config},
@@ -59,6 +60,7 @@ impl Application {
             .at("/docs/", ops::docs_index.data(swagger_config()))
             .at("/docs/*path", ops::docs_file.data(swagger_config()))
             .nest("/", api)
+            .with(Idempotency)
             .with(CookieAuth)
             .with(CookieJarManager::new())
             .data(state)
@@ -77,6 +79,7 @@ impl Application {
                     "x-csrf-token",
                     "idempotency-key",
                     "x-request-id",
+                    "last-event-id",
                 ])
                 .expose_headers([
                     "x-request-id",
@@ -84,6 +87,7 @@ impl Application {
                     "ratelimit-limit",
                     "ratelimit-remaining",
                     "ratelimit-reset",
+                    "idempotent-replayed",
                 ]);
             routes = routes.with(cors).boxed();
         }

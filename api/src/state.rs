@@ -94,7 +94,9 @@ impl AppState {
             RedisConfig::from_url(settings.redis_url.expose_secret())
                 .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?,
         )
-        .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .set_policy(fred::prelude::ReconnectPolicy::new_exponential(
+            0, 100, 5_000, 2,
+        ))
         .build_subscriber_client()?;
         let events = EventBus::start(redis.clone(), subscriber, keys.clone()).await?;
         Ok(Self {

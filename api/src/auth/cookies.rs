@@ -35,7 +35,9 @@ pub fn csrf_ok(req: &Request) -> bool {
         .get(CSRF_COOKIE)
         .map(|c| c.value_str().to_owned());
     match (header, cookie) {
-        (Some(h), Some(c)) if !c.is_empty() => crate::crypto::constant_time_eq(h.as_bytes(), c.as_bytes()),
+        (Some(h), Some(c)) if !c.is_empty() => {
+            crate::crypto::constant_time_eq(h.as_bytes(), c.as_bytes())
+        }
         _ => false,
     }
 }

@@ -37,7 +37,9 @@ pub struct BlockRequest {
 
 impl Example for BlockRequest {
     fn example() -> Self {
-        Self { user_id: Uuid::nil() }
+        Self {
+            user_id: Uuid::nil(),
+        }
     }
 }
 
@@ -51,7 +53,10 @@ pub struct Block {
 
 impl Example for Block {
     fn example() -> Self {
-        Self { user_id: Uuid::nil(), created_at: DateTime::from_timestamp(1_795_564_412, 0).unwrap_or_default() }
+        Self {
+            user_id: Uuid::nil(),
+            created_at: DateTime::from_timestamp(1_795_564_412, 0).unwrap_or_default(),
+        }
     }
 }
 
@@ -65,7 +70,10 @@ pub struct BlockPage {
 
 impl Example for BlockPage {
     fn example() -> Self {
-        Self { items: vec![Block::example()], next_cursor: None }
+        Self {
+            items: vec![Block::example()],
+            next_cursor: None,
+        }
     }
 }
 
@@ -105,9 +113,20 @@ fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
 /// Blocks `other` for `me`; returns (row, created now).
 pub async fn block(state: &AppState, me: Uuid, other: Uuid) -> Result<(Block, bool), AppError> {
     if me == other {
-        return Err(AppError::invalid("user_id", "self", "you cannot block yourself"));
+        return Err(AppError::invalid(
+            "user_id",
+            "self",
+            "you cannot block yourself",
+        ));
     }
-    let exists = state.db.query_one(stmt("SELECT 1 AS one FROM users WHERE id = $1", vec![other.into()])).await?.is_some();
+    let exists = state
+        .db
+        .query_one(stmt(
+            "SELECT 1 AS one FROM users WHERE id = $1",
+            vec![other.into()],
+        ))
+        .await?
+        .is_some();
     if !exists {
         return Err(AppError::NotFound("no person has this id"));
     }
@@ -137,7 +156,13 @@ pub async fn block(state: &AppState, me: Uuid, other: Uuid) -> Result<(Block, bo
             vec![me.into(), other.into()],
         ))
         .await?;
-    Ok((Block { user_id: row.blocked_id, created_at: row.created_at }, created))
+    Ok((
+        Block {
+            user_id: row.blocked_id,
+            created_at: row.created_at,
+        },
+        created,
+    ))
 }
 
 pub struct BlocksApi;
@@ -150,9 +175,18 @@ impl BlocksApi {
     /// résonances, chat and events. Any résonance between us ends and its conversation is
     /// deleted. Blocking twice is harmless (200).
     #[oai(path = "/blocks", method = "post", operation_id = "block")]
-    async fn block(&self, state: Data<&AppState>, auth: BearerAuth, body: Json<BlockRequest>) -> Result<Blocked, ApiError<BlockErrors>> {
+    async fn block(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<BlockRequest>,
+    ) -> Result<Blocked, ApiError<BlockErrors>> {
         let (block, created) = block(&state, auth.0.user_id, body.0.user_id).await?;
-        Ok(if created { Blocked::Created(Json(block)) } else { Blocked::Existing(Json(block)) })
+        Ok(if created {
+            Blocked::Created(Json(block))
+        } else {
+            Blocked::Existing(Json(block))
+        })
     }
 
     /// People I blocked
@@ -169,7 +203,10 @@ impl BlocksApi {
         let limit = cursor::limit(limit.0, 50, 100)?;
         let after = match cursor.0.as_deref() {
             Some(text) => cursor::decode::<ListCursor>(&state.cipher, "blocks", text)?,
-            None => ListCursor { t: DateTime::<Utc>::MAX_UTC, u: Uuid::max() },
+            None => ListCursor {
+                t: DateTime::<Utc>::MAX_UTC,
+                u: Uuid::max(),
+            },
         };
         let mut rows = Row::find_by_statement(stmt(
             "SELECT blocked_id, created_at FROM blocks WHERE blocker_id = $1 AND (created_at, blocked_id) < ($2, $3)
@@ -181,10 +218,26 @@ impl BlocksApi {
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         let next_cursor = match (more, rows.last()) {
-            (true, Some(last)) => Some(cursor::encode(&state.cipher, "blocks", &ListCursor { t: last.created_at, u: last.blocked_id })),
+            (true, Some(last)) => Some(cursor::encode(
+                &state.cipher,
+                "blocks",
+                &ListCursor {
+                    t: last.created_at,
+                    u: last.blocked_id,
+                },
+            )),
             _ => None,
         };
-        Ok(Json(BlockPage { items: rows.into_iter().map(|r| Block { user_id: r.blocked_id, created_at: r.created_at }).collect(), next_cursor }))
+        Ok(Json(BlockPage {
+            items: rows
+                .into_iter()
+                .map(|r| Block {
+                    user_id: r.blocked_id,
+                    created_at: r.created_at,
+                })
+                .collect(),
+            next_cursor,
+        }))
     }
 
     /// Unblock someone
@@ -192,10 +245,18 @@ impl BlocksApi {
     /// They may appear again in discovery; an ended résonance does not come back. 404 if I had
     /// not blocked them.
     #[oai(path = "/blocks/:user_id", method = "delete", operation_id = "unblock")]
-    async fn unblock(&self, state: Data<&AppState>, auth: BearerAuth, user_id: Path<Uuid>) -> Result<Unblocked, ApiError<UnblockErrors>> {
+    async fn unblock(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        user_id: Path<Uuid>,
+    ) -> Result<Unblocked, ApiError<UnblockErrors>> {
         let done = state
             .db
-            .execute(stmt("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2", vec![auth.0.user_id.into(), user_id.0.into()]))
+            .execute(stmt(
+                "DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2",
+                vec![auth.0.user_id.into(), user_id.0.into()],
+            ))
             .await?;
         if done.rows_affected() == 0 {
             return Err(AppError::NotFound("you have not blocked this person").into());

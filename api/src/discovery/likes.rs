@@ -42,35 +42,62 @@ pub async fn page(
 ) -> Result<(Vec<(PublicProfile, DateTime<Utc>)>, Option<String>), AppError> {
     let after = match cursor_text {
         Some(text) => cursor::decode::<Cursor>(&state.cipher, "likes", text)?,
-        None => Cursor { t: DateTime::<Utc>::MAX_UTC, u: Uuid::max() },
+        None => Cursor {
+            t: DateTime::<Utc>::MAX_UTC,
+            u: Uuid::max(),
+        },
     };
     let stmt = Statement::from_sql_and_values(
         sea_orm::DatabaseBackend::Postgres,
         SQL,
-        [me.into(), after.t.into(), after.u.into(), ((limit + 1) as i64).into()],
+        [
+            me.into(),
+            after.t.into(),
+            after.u.into(),
+            ((limit + 1) as i64).into(),
+        ],
     );
     let mut rows = Row::find_by_statement(stmt).all(&state.db).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
     let next = match (more, rows.last()) {
-        (true, Some(last)) => Some(cursor::encode(&state.cipher, "likes", &Cursor { t: last.created_at, u: last.swiper_id })),
+        (true, Some(last)) => Some(cursor::encode(
+            &state.cipher,
+            "likes",
+            &Cursor {
+                t: last.created_at,
+                u: last.swiper_id,
+            },
+        )),
         _ => None,
     };
     let ids: Vec<Uuid> = rows.iter().map(|r| r.swiper_id).collect();
     let mut cards = crate::profiles::cards::load(state, me, &ids).await?;
-    let items = rows.into_iter().filter_map(|r| cards.remove(&r.swiper_id).map(|c| (c, r.created_at))).collect();
+    let items = rows
+        .into_iter()
+        .filter_map(|r| cards.remove(&r.swiper_id).map(|c| (c, r.created_at)))
+        .collect();
     Ok((items, next))
 }
 
 /// How many people currently wait for my answer (for `likes.changed` events).
 pub async fn count(state: &AppState, me: Uuid) -> Result<i64, AppError> {
     use sea_orm::ConnectionTrait;
-    let sql = format!("SELECT count(*) AS n FROM ({}) waiting", SQL.replace("LIMIT $4", ""));
+    let sql = format!(
+        "SELECT count(*) AS n FROM ({}) waiting",
+        SQL.replace("LIMIT $4", "")
+    );
     let stmt = Statement::from_sql_and_values(
         sea_orm::DatabaseBackend::Postgres,
         sql.replace("$4", ""),
-        [me.into(), DateTime::<Utc>::MAX_UTC.into(), Uuid::max().into()],
+        [
+            me.into(),
+            DateTime::<Utc>::MAX_UTC.into(),
+            Uuid::max().into(),
+        ],
     );
     let row = state.db.query_one(stmt).await?;
-    Ok(row.and_then(|r| r.try_get::<i64>("", "n").ok()).unwrap_or(0))
+    Ok(row
+        .and_then(|r| r.try_get::<i64>("", "n").ok())
+        .unwrap_or(0))
 }

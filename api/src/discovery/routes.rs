@@ -4,8 +4,8 @@ use poem::web::Data;
 use poem_openapi::{param::Query, payload::Json, types::Example, Object, OpenApi};
 
 use crate::{
-    auth::extract::BearerAuth, cursor, error::ApiError, error_set, openapi::ApiTags, profiles::types::PublicProfile,
-    state::AppState,
+    auth::extract::BearerAuth, cursor, error::ApiError, error_set, openapi::ApiTags,
+    profiles::types::PublicProfile, state::AppState,
 };
 
 error_set!(DiscoveryErrors: [400, 401, 403, 409, 410]);
@@ -26,7 +26,11 @@ pub struct DiscoveryPage {
 
 impl Example for DiscoveryPage {
     fn example() -> Self {
-        Self { items: vec![PublicProfile::example()], next_cursor: Some("eyJnIjoxLCJyIjoyMC4wfQ.5bSx0b2tlbg".into()), exhausted: false }
+        Self {
+            items: vec![PublicProfile::example()],
+            next_cursor: Some("eyJnIjoxLCJyIjoyMC4wfQ.5bSx0b2tlbg".into()),
+            exhausted: false,
+        }
     }
 }
 
@@ -48,7 +52,10 @@ pub struct ReceivedLikesPage {
 impl Example for ReceivedLikesPage {
     fn example() -> Self {
         Self {
-            items: vec![ReceivedLike { profile: PublicProfile::example(), liked_at: DateTime::from_timestamp(1_795_564_412, 0).unwrap_or_default() }],
+            items: vec![ReceivedLike {
+                profile: PublicProfile::example(),
+                liked_at: DateTime::from_timestamp(1_795_564_412, 0).unwrap_or_default(),
+            }],
             next_cursor: None,
         }
     }
@@ -83,14 +90,22 @@ impl DiscoveryApi {
     ) -> Result<Json<DiscoveryPage>, ApiError<DiscoveryErrors>> {
         let limit = cursor::limit(limit.0, 20, 50)?;
         let page = super::service::page(&state, auth.0.user_id, cursor.0.as_deref(), limit).await?;
-        Ok(Json(DiscoveryPage { items: page.items, next_cursor: page.next_cursor, exhausted: page.exhausted }))
+        Ok(Json(DiscoveryPage {
+            items: page.items,
+            next_cursor: page.next_cursor,
+            exhausted: page.exhausted,
+        }))
     }
 
     /// Who liked me
     ///
     /// People who liked me and whom I have not answered yet, newest first — including people in
     /// incognito. Liking one back creates a résonance; a pass removes them from this list.
-    #[oai(path = "/likes/received", method = "get", operation_id = "likesReceived")]
+    #[oai(
+        path = "/likes/received",
+        method = "get",
+        operation_id = "likesReceived"
+    )]
     async fn likes_received(
         &self,
         state: Data<&AppState>,
@@ -101,9 +116,13 @@ impl DiscoveryApi {
         limit: Query<Option<u32>>,
     ) -> Result<Json<ReceivedLikesPage>, ApiError<ListErrors>> {
         let limit = cursor::limit(limit.0, 20, 50)?;
-        let (items, next_cursor) = super::likes::page(&state, auth.0.user_id, cursor.0.as_deref(), limit).await?;
+        let (items, next_cursor) =
+            super::likes::page(&state, auth.0.user_id, cursor.0.as_deref(), limit).await?;
         Ok(Json(ReceivedLikesPage {
-            items: items.into_iter().map(|(profile, liked_at)| ReceivedLike { profile, liked_at }).collect(),
+            items: items
+                .into_iter()
+                .map(|(profile, liked_at)| ReceivedLike { profile, liked_at })
+                .collect(),
             next_cursor,
         }))
     }

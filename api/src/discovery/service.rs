@@ -180,18 +180,28 @@ fn birthdate_bounds(age_min: i16, age_max: i16, today: NaiveDate) -> (NaiveDate,
     let years = |n: i16| Months::new(12 * u32::try_from(n).unwrap_or(0));
     // Age ≤ age_max ⇔ born after (today − (age_max + 1) years); age ≥ age_min ⇔ born on or
     // before (today − age_min years).
-    let after = today.checked_sub_months(years(age_max + 1)).map(|d| d + chrono::Days::new(1)).unwrap_or(NaiveDate::MIN);
-    let before = today.checked_sub_months(years(age_min)).unwrap_or(NaiveDate::MIN);
+    let after = today
+        .checked_sub_months(years(age_max + 1))
+        .map(|d| d + chrono::Days::new(1))
+        .unwrap_or(NaiveDate::MIN);
+    let before = today
+        .checked_sub_months(years(age_min))
+        .unwrap_or(NaiveDate::MIN);
     (after, before)
 }
 
 async fn me(state: &AppState, user_id: Uuid) -> Result<Me, AppError> {
-    let p = profiles::Entity::find_by_id(user_id).one(&state.db).await?.ok_or_else(|| incomplete("a profile"))?;
+    let p = profiles::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| incomplete("a profile"))?;
     let prefs = preferences::Entity::find_by_id(user_id)
         .one(&state.db)
         .await?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("preferences row missing")))?;
-    let (Some(latitude), Some(longitude)) = (p.latitude, p.longitude) else { return Err(incomplete("`location`")) };
+    let (Some(latitude), Some(longitude)) = (p.latitude, p.longitude) else {
+        return Err(incomplete("`location`"));
+    };
     let gender = p.gender.ok_or_else(|| incomplete("`gender`"))?;
     let birthdate = p.birthdate.ok_or_else(|| incomplete("`birthdate`"))?;
     if p.display_name.is_none() {
@@ -200,7 +210,8 @@ async fn me(state: &AppState, user_id: Uuid) -> Result<Me, AppError> {
     if p.intentions.is_empty() {
         return Err(incomplete("`intentions`"));
     }
-    let (born_after, born_before) = birthdate_bounds(prefs.age_min, prefs.age_max, Utc::now().date_naive());
+    let (born_after, born_before) =
+        birthdate_bounds(prefs.age_min, prefs.age_max, Utc::now().date_naive());
     Ok(Me {
         id: user_id,
         longitude,
@@ -223,14 +234,21 @@ fn statement(sql: &str, values: Vec<Value>) -> Statement {
 async fn prepare<C: ConnectionTrait>(conn: &C, me: &Me, after_rank: f64) -> Result<u64, AppError> {
     let mut values = me.values();
     values.push(after_rank.into());
-    Ok(conn.execute(statement(&prepare_sql(), values)).await?.rows_affected())
+    Ok(conn
+        .execute(statement(&prepare_sql(), values))
+        .await?
+        .rows_affected())
 }
 
 /// Starts a new queue generation for `me` and fills its first batch.
 async fn rebuild(state: &AppState, me: &Me) -> Result<discovery_state::Model, AppError> {
     use sea_orm::TransactionTrait;
     let txn = state.db.begin().await?;
-    txn.execute(statement("DELETE FROM discovery_queue WHERE user_id = $1", vec![me.id.into()])).await?;
+    txn.execute(statement(
+        "DELETE FROM discovery_queue WHERE user_id = $1",
+        vec![me.id.into()],
+    ))
+    .await?;
     let added = prepare(&txn, me, 0.0).await?;
     let row = txn
         .query_one(statement(
@@ -239,10 +257,16 @@ async fn rebuild(state: &AppState, me: &Me) -> Result<discovery_state::Model, Ap
              ON CONFLICT (user_id) DO UPDATE SET generation = discovery_state.generation + 1,
                  prepared_at = now(), last_rank = $2, exhausted = $3
              RETURNING generation",
-            vec![me.id.into(), (added as f64).into(), (added < BATCH as u64).into()],
+            vec![
+                me.id.into(),
+                (added as f64).into(),
+                (added < BATCH as u64).into(),
+            ],
         ))
         .await?
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("discovery_state upsert returned nothing")))?;
+        .ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("discovery_state upsert returned nothing"))
+        })?;
     txn.commit().await?;
     let generation: i32 = row.try_get("", "generation")?;
     Ok(discovery_state::Model {
@@ -276,14 +300,25 @@ async fn extend(state: &AppState, me: &Me) -> Result<discovery_state::Model, App
     ))
     .await?;
     txn.commit().await?;
-    Ok(discovery_state::Model { last_rank, exhausted, ..current })
+    Ok(discovery_state::Model {
+        last_rank,
+        exhausted,
+        ..current
+    })
 }
 
 /// Slots people who liked me since the queue was prepared right after `after_rank`.
-async fn merge_fresh_likers(state: &AppState, me: &Me, prepared_at: DateTime<Utc>, after_rank: f64) -> Result<(), AppError> {
+async fn merge_fresh_likers(
+    state: &AppState,
+    me: &Me,
+    prepared_at: DateTime<Utc>,
+    after_rank: f64,
+) -> Result<(), AppError> {
     let mut values = me.values();
     values.push(prepared_at.into());
-    let likers = Scored::find_by_statement(statement(&fresh_likers_sql(), values)).all(&state.db).await?;
+    let likers = Scored::find_by_statement(statement(&fresh_likers_sql(), values))
+        .all(&state.db)
+        .await?;
     if likers.is_empty() {
         return Ok(());
     }
@@ -310,20 +345,36 @@ async fn merge_fresh_likers(state: &AppState, me: &Me, prepared_at: DateTime<Utc
     Ok(())
 }
 
-async fn read(state: &AppState, me: &Me, after_rank: f64, limit: u64) -> Result<Vec<Ranked>, AppError> {
+async fn read(
+    state: &AppState,
+    me: &Me,
+    after_rank: f64,
+    limit: u64,
+) -> Result<Vec<Ranked>, AppError> {
     let mut values = me.values();
     values.push(after_rank.into());
     values.push((limit as i64).into());
-    Ok(Ranked::find_by_statement(statement(&read_sql(), values)).all(&state.db).await?)
+    Ok(Ranked::find_by_statement(statement(&read_sql(), values))
+        .all(&state.db)
+        .await?)
 }
 
 /// `GET /v1/discovery`.
-pub async fn page(state: &AppState, user_id: Uuid, cursor_text: Option<&str>, limit: u64) -> Result<Page, AppError> {
+pub async fn page(
+    state: &AppState,
+    user_id: Uuid,
+    cursor_text: Option<&str>,
+    limit: u64,
+) -> Result<Page, AppError> {
     let me = me(state, user_id).await?;
-    let saved = discovery_state::Entity::find_by_id(user_id).one(&state.db).await?;
+    let saved = discovery_state::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?;
     let (mut current, after_rank) = match cursor_text {
         None => {
-            let fresh = saved.filter(|s| (Utc::now() - s.prepared_at).num_seconds() < QUEUE_MAX_AGE_S && !s.exhausted);
+            let fresh = saved.filter(|s| {
+                (Utc::now() - s.prepared_at).num_seconds() < QUEUE_MAX_AGE_S && !s.exhausted
+            });
             match fresh {
                 Some(s) => (s, 0.0),
                 None => (rebuild(state, &me).await?, 0.0),
@@ -359,8 +410,21 @@ pub async fn page(state: &AppState, user_id: Uuid, cursor_text: Option<&str>, li
     let last_rank = rows.last().map(|r| r.rank).unwrap_or(after_rank);
     let ids: Vec<Uuid> = rows.iter().map(|r| r.candidate_id).collect();
     let items = crate::profiles::cards::load_ordered(state, user_id, &ids).await?;
-    let next_cursor = (!exhausted).then(|| cursor::encode(&state.cipher, "discovery", &Cursor { g: current.generation, r: last_rank }));
-    Ok(Page { items, next_cursor, exhausted })
+    let next_cursor = (!exhausted).then(|| {
+        cursor::encode(
+            &state.cipher,
+            "discovery",
+            &Cursor {
+                g: current.generation,
+                r: last_rank,
+            },
+        )
+    });
+    Ok(Page {
+        items,
+        next_cursor,
+        exhausted,
+    })
 }
 
 #[cfg(test)]

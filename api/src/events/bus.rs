@@ -90,22 +90,46 @@ pub fn stream_id_key(id: &str) -> Option<(u64, u64)> {
 
 impl EventBus {
     /// Subscribes this instance to every person's channel and starts the local fan-out.
-    pub async fn start(redis: Pool, subscriber: SubscriberClient, keys: RedisKeys) -> anyhow::Result<Self> {
+    pub async fn start(
+        redis: Pool,
+        subscriber: SubscriberClient,
+        keys: RedisKeys,
+    ) -> anyhow::Result<Self> {
         subscriber.init().await?;
-        let _ = subscriber.manage_subscriptions();
+        // Re-subscribes after a reconnection; the task lives as long as the client.
+        drop(subscriber.manage_subscriptions());
         subscriber.psubscribe(keys.events_pattern()).await?;
         let listeners: Listeners = Arc::default();
         let mut messages = subscriber.message_rx();
-        let prefix = keys.events_channel(&Uuid::nil()).trim_end_matches(&Uuid::nil().to_string()).to_owned();
+        let prefix = keys
+            .events_channel(&Uuid::nil())
+            .trim_end_matches(&Uuid::nil().to_string())
+            .to_owned();
         let fan_out = listeners.clone();
         tokio::spawn(async move {
             while let Ok(message) = messages.recv().await {
                 let channel = message.channel.to_string();
-                let Some(user) = channel.strip_prefix(&prefix).and_then(|u| Uuid::parse_str(u).ok()) else { continue };
-                let Some(text) = message.value.as_string() else { continue };
-                let Some((id, json)) = text.split_once(' ') else { continue };
-                let Ok(body) = serde_json::from_str::<Body>(json) else { continue };
-                let event = ServerEvent { id: id.to_owned(), kind: body.kind, data: body.data, at: body.at };
+                let Some(user) = channel
+                    .strip_prefix(&prefix)
+                    .and_then(|u| Uuid::parse_str(u).ok())
+                else {
+                    continue;
+                };
+                let Some(text) = message.value.as_string() else {
+                    continue;
+                };
+                let Some((id, json)) = text.split_once(' ') else {
+                    continue;
+                };
+                let Ok(body) = serde_json::from_str::<Body>(json) else {
+                    continue;
+                };
+                let event = ServerEvent {
+                    id: id.to_owned(),
+                    kind: body.kind,
+                    data: body.data,
+                    at: body.at,
+                };
                 let mut map = fan_out.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(sender) = map.get(&user) {
                     if sender.send(event).is_err() {
@@ -114,17 +138,35 @@ impl EventBus {
                 }
             }
         });
-        Ok(Self { redis, keys, listeners, _subscriber: subscriber })
+        Ok(Self {
+            redis,
+            keys,
+            listeners,
+            _subscriber: subscriber,
+        })
     }
 
     /// Stores and announces an event for `user`; returns its id.
-    pub async fn publish(&self, user: Uuid, kind: &str, data: serde_json::Value) -> Result<String, AppError> {
-        let body = serde_json::to_string(&Body { kind: kind.to_owned(), data, at: Utc::now() }).map_err(|e| AppError::Internal(e.into()))?;
+    pub async fn publish(
+        &self,
+        user: Uuid,
+        kind: &str,
+        data: serde_json::Value,
+    ) -> Result<String, AppError> {
+        let body = serde_json::to_string(&Body {
+            kind: kind.to_owned(),
+            data,
+            at: Utc::now(),
+        })
+        .map_err(|e| AppError::Internal(e.into()))?;
         let id: String = self
             .redis
             .eval(
                 PUBLISH,
-                vec![self.keys.events_stream(&user), self.keys.events_channel(&user)],
+                vec![
+                    self.keys.events_stream(&user),
+                    self.keys.events_channel(&user),
+                ],
                 vec![body, REPLAY_TTL_S.to_string(), REPLAY_LEN.to_string()],
             )
             .await?;
@@ -147,23 +189,37 @@ impl EventBus {
 
     /// Events after `last_id`, oldest first; `None` when `last_id` is older than the buffer
     /// (the client must resynchronise).
-    pub async fn replay(&self, user: Uuid, last_id: &str) -> Result<Option<Vec<ServerEvent>>, AppError> {
-        let Some(last) = stream_id_key(last_id) else { return Ok(None) };
+    pub async fn replay(
+        &self,
+        user: Uuid,
+        last_id: &str,
+    ) -> Result<Option<Vec<ServerEvent>>, AppError> {
+        let Some(last) = stream_id_key(last_id) else {
+            return Ok(None);
+        };
         let key = self.keys.events_stream(&user);
-        let first: Vec<(String, HashMap<String, String>)> = self.redis.xrange(&key, "-", "+", Some(1)).await?;
+        let first: Vec<(String, HashMap<String, String>)> =
+            self.redis.xrange(&key, "-", "+", Some(1)).await?;
         // No buffer at all, or one that starts after `last_id`: events may have been lost.
         match first.first().and_then(|(id, _)| stream_id_key(id)) {
             Some(oldest) if oldest <= last => {}
             _ => return Ok(None),
         }
-        let entries: Vec<(String, HashMap<String, String>)> =
-            self.redis.xrange(&key, format!("({last_id}"), "+", None).await?;
+        let entries: Vec<(String, HashMap<String, String>)> = self
+            .redis
+            .xrange(&key, format!("({last_id}"), "+", None)
+            .await?;
         Ok(Some(
             entries
                 .into_iter()
                 .filter_map(|(id, fields)| {
                     let body: Body = serde_json::from_str(fields.get("e")?).ok()?;
-                    Some(ServerEvent { id, kind: body.kind, data: body.data, at: body.at })
+                    Some(ServerEvent {
+                        id,
+                        kind: body.kind,
+                        data: body.data,
+                        at: body.at,
+                    })
                 })
                 .collect(),
         ))
@@ -171,8 +227,8 @@ impl EventBus {
 
     /// Deletes a person's buffer (account erasure).
     pub async fn forget(&self, user: Uuid) -> Result<(), AppError> {
-        let _: i64 = fred::prelude::KeysInterface::del(&self.redis, self.keys.events_stream(&user)).await?;
+        let _: i64 =
+            fred::prelude::KeysInterface::del(&self.redis, self.keys.events_stream(&user)).await?;
         Ok(())
     }
 }
-

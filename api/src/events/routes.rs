@@ -1,18 +1,15 @@
 //! `GET /v1/events`: Server-Sent Events for the signed-in person.
-use std::time::Duration;
-
 use futures_util::{stream, StreamExt};
 use poem::web::{sse::Event, Data};
 use poem_openapi::{param::Header, payload::EventStream, ApiResponse, OpenApi};
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::bus::{stream_id_key, ServerEvent};
-use crate::{auth::extract::BearerAuth, error::ApiError, error_set, openapi::ApiTags, state::AppState};
+use crate::{
+    auth::extract::BearerAuth, error::ApiError, error_set, openapi::ApiTags, state::AppState,
+};
 
 error_set!(EventErrors: [400, 401, 403]);
-
-/// Seconds between heartbeats (SSE comments) so proxies keep idle streams open.
-pub const HEARTBEAT_S: u64 = 15;
 
 #[derive(ApiResponse)]
 pub enum EventsResponse {
@@ -55,19 +52,26 @@ impl EventsApi {
             }
         }
         let floor = replayed.iter().filter_map(|e| stream_id_key(&e.id)).max();
-        let live = BroadcastStream::new(live)
-            // A listener that falls too far behind ends its stream; the client resumes with
-            // Last-Event-ID and gets the rest from the replay buffer.
-            .take_while(|item| futures_util::future::ready(item.is_ok()))
-            .filter_map(move |item| {
-                futures_util::future::ready(item.ok().filter(|e| floor.is_none_or(|f| stream_id_key(&e.id).is_none_or(|k| k > f))))
-            });
+        let live =
+            BroadcastStream::new(live)
+                // A listener that falls too far behind ends its stream; the client resumes with
+                // Last-Event-ID and gets the rest from the replay buffer.
+                .take_while(|item| futures_util::future::ready(item.is_ok()))
+                .filter_map(move |item| {
+                    futures_util::future::ready(item.ok().filter(|e| {
+                        floor.is_none_or(|f| stream_id_key(&e.id).is_none_or(|k| k > f))
+                    }))
+                });
         let all = stream::iter(replayed).chain(live).boxed();
         Ok(EventsResponse::Stream(
-            EventStream::new(all).keep_alive(Duration::from_secs(HEARTBEAT_S)).to_event(|e| {
-                let data = serde_json::to_string(&e).unwrap_or_default();
-                Event::message(data).event_type(e.kind.clone()).id(e.id.clone())
-            }),
+            EventStream::new(all)
+                .keep_alive(state.settings.sse_heartbeat)
+                .to_event(|e| {
+                    let data = serde_json::to_string(&e).unwrap_or_default();
+                    Event::message(data)
+                        .event_type(e.kind.clone())
+                        .id(e.id.clone())
+                }),
         ))
     }
 }

@@ -39,11 +39,19 @@ pub(crate) fn intentions(stored: &[String]) -> Vec<Intention> {
 }
 
 /// Cards of `ids` as `viewer` sees them (visibility is the caller's business).
-pub async fn load(state: &AppState, viewer: Uuid, ids: &[Uuid]) -> Result<HashMap<Uuid, PublicProfile>, AppError> {
+pub async fn load(
+    state: &AppState,
+    viewer: Uuid,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, PublicProfile>, AppError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let stmt = Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, CARDS_SQL, [viewer.into(), ids.to_vec().into()]);
+    let stmt = Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        CARDS_SQL,
+        [viewer.into(), ids.to_vec().into()],
+    );
     let rows = CardRow::find_by_statement(stmt).all(&state.db).await?;
     let today = Utc::now().date_naive();
     let base = &state.settings.public_base_url;
@@ -52,7 +60,11 @@ pub async fn load(state: &AppState, viewer: Uuid, ids: &[Uuid]) -> Result<HashMa
             let bio = row
                 .bio_ciphertext
                 .as_deref()
-                .map(|c| state.cipher.decrypt_string(c, &format!("profiles.bio:{}", row.user_id)))
+                .map(|c| {
+                    state
+                        .cipher
+                        .decrypt_string(c, &format!("profiles.bio:{}", row.user_id))
+                })
                 .transpose()?;
             Ok((
                 row.user_id,
@@ -65,7 +77,11 @@ pub async fn load(state: &AppState, viewer: Uuid, ids: &[Uuid]) -> Result<HashMa
                     intentions: intentions(&row.intentions),
                     shared_intentions: intentions(&row.shared),
                     distance_km: row.distance_km,
-                    photos: row.photo_ids.iter().map(|id| format!("{base}/v1/photos/{id}/full")).collect(),
+                    photos: row
+                        .photo_ids
+                        .iter()
+                        .map(|id| format!("{base}/v1/photos/{id}/full"))
+                        .collect(),
                 },
             ))
         })
@@ -73,7 +89,11 @@ pub async fn load(state: &AppState, viewer: Uuid, ids: &[Uuid]) -> Result<HashMa
 }
 
 /// Cards in the order of `ids` (ids without a profile are skipped).
-pub async fn load_ordered(state: &AppState, viewer: Uuid, ids: &[Uuid]) -> Result<Vec<PublicProfile>, AppError> {
+pub async fn load_ordered(
+    state: &AppState,
+    viewer: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<PublicProfile>, AppError> {
     let mut map = load(state, viewer, ids).await?;
     Ok(ids.iter().filter_map(|id| map.remove(id)).collect())
 }

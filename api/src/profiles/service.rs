@@ -264,12 +264,20 @@ WHERE p.user_id = $1
 
 /// Whether `viewer` may see `target` at all (blocks, account state, incognito).
 pub async fn is_visible(state: &AppState, viewer: Uuid, target: Uuid) -> Result<bool, AppError> {
-    let stmt = Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, VISIBLE_SQL, [target.into(), viewer.into()]);
+    let stmt = Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        VISIBLE_SQL,
+        [target.into(), viewer.into()],
+    );
     Ok(state.db.query_one(stmt).await?.is_some())
 }
 
 /// `GET /v1/profiles/{user_id}`.
-pub async fn public_profile(state: &AppState, viewer: Uuid, target: Uuid) -> Result<PublicProfile, AppError> {
+pub async fn public_profile(
+    state: &AppState,
+    viewer: Uuid,
+    target: Uuid,
+) -> Result<PublicProfile, AppError> {
     if !is_visible(state, viewer, target).await? {
         return Err(AppError::NotFound("no visible profile has this id"));
     }

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::service::{self, Action};
 use crate::{
-    auth::extract::BearerAuth, cursor, error::ApiError, error_set, openapi::ApiTags, profiles::types::PublicProfile,
-    state::AppState,
+    auth::extract::BearerAuth, cursor, error::ApiError, error_set, openapi::ApiTags,
+    profiles::types::PublicProfile, state::AppState,
 };
 
 error_set!(SwipeErrors: [400, 401, 403, 404, 409, 413, 422, 429]);
@@ -38,7 +38,10 @@ pub struct SwipeRequest {
 
 impl Example for SwipeRequest {
     fn example() -> Self {
-        Self { target_id: Uuid::nil(), action: SwipeAction::Like }
+        Self {
+            target_id: Uuid::nil(),
+            action: SwipeAction::Like,
+        }
     }
 }
 
@@ -60,7 +63,13 @@ pub struct Resonance {
 impl Example for Resonance {
     fn example() -> Self {
         let at = DateTime::from_timestamp(1_795_564_412, 0).unwrap_or_default();
-        Self { id: Uuid::nil(), user_id: Uuid::nil(), created_at: at, last_activity_at: at, profile: PublicProfile::example() }
+        Self {
+            id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            created_at: at,
+            last_activity_at: at,
+            profile: PublicProfile::example(),
+        }
     }
 }
 
@@ -94,7 +103,11 @@ impl Example for SwipeResult {
             action: SwipeAction::Like,
             swiped_at: at,
             resonance_created: true,
-            resonance: Some(ResonanceRef { id: Uuid::nil(), user_id: Uuid::nil(), created_at: at }),
+            resonance: Some(ResonanceRef {
+                id: Uuid::nil(),
+                user_id: Uuid::nil(),
+                created_at: at,
+            }),
         }
     }
 }
@@ -119,7 +132,10 @@ pub struct ResonancePage {
 
 impl Example for ResonancePage {
     fn example() -> Self {
-        Self { items: vec![Resonance::example()], next_cursor: None }
+        Self {
+            items: vec![Resonance::example()],
+            next_cursor: None,
+        }
     }
 }
 
@@ -143,7 +159,12 @@ impl ResonancesApi {
     /// resetting at 00:00 UTC) → 429 with `Retry-After`. Send an `Idempotency-Key` header to make
     /// retries safe. A pass hides the person from discovery for 30 days; a like, for good.
     #[oai(path = "/swipes", method = "post", operation_id = "swipe")]
-    async fn swipe(&self, state: Data<&AppState>, auth: BearerAuth, body: Json<SwipeRequest>) -> Result<SwipeResponse, ApiError<SwipeErrors>> {
+    async fn swipe(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<SwipeRequest>,
+    ) -> Result<SwipeResponse, ApiError<SwipeErrors>> {
         let action = match body.0.action {
             SwipeAction::Like => Action::Like,
             SwipeAction::Pass => Action::Pass,
@@ -154,9 +175,17 @@ impl ResonancesApi {
             action: body.0.action,
             swiped_at: outcome.swiped_at,
             resonance_created: outcome.resonance_created,
-            resonance: outcome.resonance.map(|(id, created_at)| ResonanceRef { id, user_id: body.0.target_id, created_at }),
+            resonance: outcome.resonance.map(|(id, created_at)| ResonanceRef {
+                id,
+                user_id: body.0.target_id,
+                created_at,
+            }),
         };
-        Ok(if outcome.changed { SwipeResponse::Created(Json(result)) } else { SwipeResponse::Unchanged(Json(result)) })
+        Ok(if outcome.changed {
+            SwipeResponse::Created(Json(result))
+        } else {
+            SwipeResponse::Unchanged(Json(result))
+        })
     }
 
     /// My résonances
@@ -174,11 +203,18 @@ impl ResonancesApi {
         limit: Query<Option<u32>>,
     ) -> Result<Json<ResonancePage>, ApiError<ListErrors>> {
         let limit = cursor::limit(limit.0, 20, 50)?;
-        let (items, next_cursor) = service::list(&state, auth.0.user_id, cursor.0.as_deref(), limit).await?;
+        let (items, next_cursor) =
+            service::list(&state, auth.0.user_id, cursor.0.as_deref(), limit).await?;
         Ok(Json(ResonancePage {
             items: items
                 .into_iter()
-                .map(|i| Resonance { id: i.id, user_id: i.other, created_at: i.created_at, last_activity_at: i.last_activity_at, profile: i.profile })
+                .map(|i| Resonance {
+                    id: i.id,
+                    user_id: i.other,
+                    created_at: i.created_at,
+                    last_activity_at: i.last_activity_at,
+                    profile: i.profile,
+                })
                 .collect(),
             next_cursor,
         }))
@@ -190,7 +226,12 @@ impl ResonancesApi {
     /// disappears (a `resonance.removed` event), its messages are deleted and the chat gateways
     /// close it. Old likes never revive it.
     #[oai(path = "/resonances/:id", method = "delete", operation_id = "unmatch")]
-    async fn unmatch(&self, state: Data<&AppState>, auth: BearerAuth, id: Path<Uuid>) -> Result<Unmatched, ApiError<UnmatchErrors>> {
+    async fn unmatch(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<Unmatched, ApiError<UnmatchErrors>> {
         service::unmatch(&state, auth.0.user_id, id.0).await?;
         Ok(Unmatched::NoContent)
     }

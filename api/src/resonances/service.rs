@@ -56,8 +56,14 @@ fn pair(a: Uuid, b: Uuid) -> (Uuid, Uuid) {
 
 /// Seconds until the next 00:00 UTC, and the day's key.
 fn day_window(now: DateTime<Utc>) -> (String, u64) {
-    let tomorrow = (now.date_naive() + chrono::Days::new(1)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    (now.format("%Y%m%d").to_string(), (tomorrow - now).num_seconds().max(1) as u64)
+    let tomorrow = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    (
+        now.format("%Y%m%d").to_string(),
+        (tomorrow - now).num_seconds().max(1) as u64,
+    )
 }
 
 #[derive(FromQueryResult)]
@@ -73,9 +79,18 @@ struct ResonanceRow {
 }
 
 /// `POST /v1/swipes`.
-pub async fn swipe(state: &AppState, me: Uuid, target: Uuid, action: Action) -> Result<SwipeOutcome, AppError> {
+pub async fn swipe(
+    state: &AppState,
+    me: Uuid,
+    target: Uuid,
+    action: Action,
+) -> Result<SwipeOutcome, AppError> {
     if me == target {
-        return Err(AppError::invalid("target_id", "self", "you cannot swipe yourself"));
+        return Err(AppError::invalid(
+            "target_id",
+            "self",
+            "you cannot swipe yourself",
+        ));
     }
     if !crate::profiles::service::is_visible(state, me, target).await? {
         return Err(AppError::NotFound("no visible person has this id"));
@@ -86,12 +101,20 @@ pub async fn swipe(state: &AppState, me: Uuid, target: Uuid, action: Action) -> 
     ))
     .one(&state.db)
     .await?;
-    let repeat = existing.as_ref().is_some_and(|e| e.action == action.as_str());
+    let repeat = existing
+        .as_ref()
+        .is_some_and(|e| e.action == action.as_str());
     if !repeat {
-        state.limiter.hit("swipes_per_minute", &me.to_string()).await?;
+        state
+            .limiter
+            .hit("swipes_per_minute", &me.to_string())
+            .await?;
         if action == Action::Like {
             let (day, ttl) = day_window(Utc::now());
-            state.limiter.hit_window("likes_per_day", &format!("{me}:{day}"), ttl).await?;
+            state
+                .limiter
+                .hit_window("likes_per_day", &format!("{me}:{day}"), ttl)
+                .await?;
         }
     }
 
@@ -103,7 +126,10 @@ pub async fn swipe(state: &AppState, me: Uuid, target: Uuid, action: Action) -> 
     ))
     .await?;
     let swiped_at = if repeat {
-        existing.as_ref().map(|e| e.created_at).unwrap_or_else(Utc::now)
+        existing
+            .as_ref()
+            .map(|e| e.created_at)
+            .unwrap_or_else(Utc::now)
     } else {
         let row = txn
             .query_one(stmt(
@@ -149,7 +175,14 @@ pub async fn swipe(state: &AppState, me: Uuid, target: Uuid, action: Action) -> 
     if created {
         if let Some(r) = &resonance {
             for (to, other) in [(me, target), (target, me)] {
-                state.events.publish(to, "resonance.created", json!({"resonance_id": r.id, "user_id": other})).await?;
+                state
+                    .events
+                    .publish(
+                        to,
+                        "resonance.created",
+                        json!({"resonance_id": r.id, "user_id": other}),
+                    )
+                    .await?;
             }
             tracing::info!(resonance_id = %r.id, "résonance created");
         }
@@ -161,12 +194,20 @@ pub async fn swipe(state: &AppState, me: Uuid, target: Uuid, action: Action) -> 
             notify_likes_changed(state, target).await?;
         }
     }
-    Ok(SwipeOutcome { changed: !repeat, swiped_at, resonance: resonance.map(|r| (r.id, r.created_at)), resonance_created: created })
+    Ok(SwipeOutcome {
+        changed: !repeat,
+        swiped_at,
+        resonance: resonance.map(|r| (r.id, r.created_at)),
+        resonance_created: created,
+    })
 }
 
 async fn notify_likes_changed(state: &AppState, user: Uuid) -> Result<(), AppError> {
     let count = crate::discovery::likes::count(state, user).await?;
-    state.events.publish(user, "likes.changed", json!({"count": count})).await?;
+    state
+        .events
+        .publish(user, "likes.changed", json!({"count": count}))
+        .await?;
     Ok(())
 }
 
@@ -206,18 +247,41 @@ LIMIT $4
 "#;
 
 /// `GET /v1/resonances`.
-pub async fn list(state: &AppState, me: Uuid, cursor_text: Option<&str>, limit: u64) -> Result<(Vec<ResonanceItem>, Option<String>), AppError> {
+pub async fn list(
+    state: &AppState,
+    me: Uuid,
+    cursor_text: Option<&str>,
+    limit: u64,
+) -> Result<(Vec<ResonanceItem>, Option<String>), AppError> {
     let after = match cursor_text {
         Some(text) => cursor::decode::<ListCursor>(&state.cipher, "resonances", text)?,
-        None => ListCursor { t: DateTime::<Utc>::MAX_UTC, i: Uuid::max() },
+        None => ListCursor {
+            t: DateTime::<Utc>::MAX_UTC,
+            i: Uuid::max(),
+        },
     };
-    let mut rows = ListRow::find_by_statement(stmt(LIST_SQL, vec![me.into(), after.t.into(), after.i.into(), ((limit + 1) as i64).into()]))
-        .all(&state.db)
-        .await?;
+    let mut rows = ListRow::find_by_statement(stmt(
+        LIST_SQL,
+        vec![
+            me.into(),
+            after.t.into(),
+            after.i.into(),
+            ((limit + 1) as i64).into(),
+        ],
+    ))
+    .all(&state.db)
+    .await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
     let next = match (more, rows.last()) {
-        (true, Some(last)) => Some(cursor::encode(&state.cipher, "resonances", &ListCursor { t: last.created_at, i: last.id })),
+        (true, Some(last)) => Some(cursor::encode(
+            &state.cipher,
+            "resonances",
+            &ListCursor {
+                t: last.created_at,
+                i: last.id,
+            },
+        )),
         _ => None,
     };
     let ids: Vec<Uuid> = rows.iter().map(|r| r.other).collect();
@@ -241,7 +305,12 @@ pub async fn list(state: &AppState, me: Uuid, cursor_text: Option<&str>, limit: 
 /// conversation's Redis keys are deleted, gateways are told to close it, and both people's
 /// event streams get `resonance.removed` (no reason: silent for the other side). Returns the
 /// ended résonance's id.
-pub async fn end_between(state: &AppState, me: Uuid, other: Uuid, reason: &str) -> Result<Option<Uuid>, AppError> {
+pub async fn end_between(
+    state: &AppState,
+    me: Uuid,
+    other: Uuid,
+    reason: &str,
+) -> Result<Option<Uuid>, AppError> {
     let (a, b) = pair(me, other);
     let ended = ResonanceRow::find_by_statement(stmt(
         "UPDATE resonances SET ended_at = now(), ended_by = $3, ended_reason = $4
@@ -253,7 +322,10 @@ pub async fn end_between(state: &AppState, me: Uuid, other: Uuid, reason: &str) 
     let Some(ended) = ended else { return Ok(None) };
     close_conversation(state, ended.id).await?;
     for user in [me, other] {
-        state.events.publish(user, "resonance.removed", json!({"resonance_id": ended.id})).await?;
+        state
+            .events
+            .publish(user, "resonance.removed", json!({"resonance_id": ended.id}))
+            .await?;
     }
     Ok(Some(ended.id))
 }
@@ -262,7 +334,11 @@ pub async fn end_between(state: &AppState, me: Uuid, other: Uuid, reason: &str) 
 async fn close_conversation(state: &AppState, resonance_id: Uuid) -> Result<(), AppError> {
     use fred::prelude::{KeysInterface, PubsubInterface};
     let mut keys: Vec<String> = vec![state.keys.chat_stream(&resonance_id)];
-    let mut scan = fred::prelude::Pool::next(&state.redis).scan_buffered(state.keys.chat_meta_pattern(&resonance_id), Some(100), None);
+    let mut scan = fred::prelude::Pool::next(&state.redis).scan_buffered(
+        state.keys.chat_meta_pattern(&resonance_id),
+        Some(100),
+        None,
+    );
     use futures_util::TryStreamExt;
     while let Some(key) = scan.try_next().await? {
         if let Some(key) = key.as_str() {
@@ -275,7 +351,10 @@ async fn close_conversation(state: &AppState, resonance_id: Uuid) -> Result<(), 
     let _: i64 = state
         .redis
         .next()
-        .publish(state.keys.conversations_channel(), json!({"resonance_id": resonance_id, "state": "closed"}).to_string())
+        .publish(
+            state.keys.conversations_channel(),
+            json!({"resonance_id": resonance_id, "state": "closed"}).to_string(),
+        )
         .await?;
     Ok(())
 }
@@ -294,7 +373,11 @@ pub async fn unmatch(state: &AppState, me: Uuid, resonance_id: Uuid) -> Result<(
     .one(&state.db)
     .await?
     .ok_or(AppError::NotFound("no active résonance of yours has this id"))?;
-    let other = if found.user_a == me { found.user_b } else { found.user_a };
+    let other = if found.user_a == me {
+        found.user_b
+    } else {
+        found.user_a
+    };
     end_between(state, me, other, "unmatch").await?;
     Ok(())
 }
@@ -305,7 +388,9 @@ mod tests {
 
     #[test]
     fn the_like_budget_resets_at_midnight_utc() {
-        let at = DateTime::parse_from_rfc3339("2026-11-24T23:59:30Z").expect("time").with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-11-24T23:59:30Z")
+            .expect("time")
+            .with_timezone(&Utc);
         assert_eq!(day_window(at), ("20261124".to_owned(), 30));
     }
 }

@@ -115,6 +115,8 @@ pub fn drop_database(name: String) {
 
 pub struct TestApp {
     pub address: String,
+    pub prefix: String,
+    pub extra: Vec<(String, String)>,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub db_name: String,
@@ -155,6 +157,8 @@ pub fn test_settings(
         ("OUTBOX_DIR".into(), outbox.display().to_string()),
         ("AUTO_MIGRATE".into(), "false".into()),
         ("PASSWORD_HASH_CONCURRENCY".into(), "2".into()),
+        // Tests register many people from one address; tests of this limit set their own.
+        ("RATE_LIMITS".into(), "register_per_ip=1000/3600".into()),
     ]);
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
@@ -181,6 +185,11 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
         address,
+        prefix: prefix.clone(),
+        extra: extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
@@ -199,6 +208,46 @@ pub fn unique_email() -> String {
 }
 
 impl TestApp {
+    /// Another API instance (its own server, connections and Redis subscriber) on the same
+    /// database and Redis prefix, as a second pod would be. Returns its base URL.
+    pub async fn second_instance(&self) -> String {
+        let extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let settings = test_settings(&self.db_name, &self.outbox, &self.prefix, &extra);
+        let state = AppState::build(settings).await.expect("state");
+        let app = Application::with_state(state).await.expect("bind");
+        let address = format!("http://{}", app.address());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        address
+    }
+
+    /// Liked-by helper: `from` swipes `action` on `to`; returns the JSON answer.
+    pub async fn swipe(&self, from: &TestUser, to: &TestUser, action: &str) -> Value {
+        let resp = self
+            .post_authed(
+                "/v1/swipes",
+                &from.access,
+                json!({"target_id": to.id, "action": action}),
+            )
+            .await;
+        assert!(
+            resp.status().is_success(),
+            "swipe {action}: {}",
+            resp.status()
+        );
+        resp.json().await.expect("json")
+    }
+
+    /// GET as JSON, asserting 200.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let resp = self.get_authed(path, token).await;
+        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+        resp.json().await.expect("json")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -303,19 +352,26 @@ impl TestApp {
         .await
     }
 
-    /// A registered person with a complete profile at the given place.
+    /// A registered person with a complete profile at the given place (non-binary, born
+    /// 1992, seeking everyone 18–99 within 50 km).
     pub async fn person_at(&self, latitude: f64, longitude: f64) -> TestUser {
+        self.person(json!({"location": {"latitude": latitude, "longitude": longitude}}))
+            .await
+    }
+
+    /// A registered person whose profile is the default one with `changes` applied.
+    pub async fn person(&self, changes: Value) -> TestUser {
         let user = self.register().await;
+        let mut profile = json!({
+            "display_name": "Sam", "birthdate": "1992-03-04", "gender": "non_binary",
+            "intentions": ["long_term", "friendship"],
+            "location": {"latitude": 48.8566, "longitude": 2.3522}
+        });
+        for (k, v) in changes.as_object().expect("object") {
+            profile[k] = v.clone();
+        }
         let resp = self
-            .patch_authed(
-                "/v1/me/profile",
-                &user.access,
-                json!({
-                    "display_name": "Sam", "birthdate": "1992-03-04", "gender": "non_binary",
-                    "intentions": ["long_term", "friendship"],
-                    "location": {"latitude": latitude, "longitude": longitude}
-                }),
-            )
+            .patch_authed("/v1/me/profile", &user.access, profile)
             .await;
         assert_eq!(resp.status(), StatusCode::OK);
         user
@@ -401,4 +457,149 @@ pub fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// A Server-Sent Events reader.
+pub struct Sse {
+    stream:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+/// One SSE frame: its `event:`, `id:` and `data:` (JSON), or a comment.
+#[derive(Debug, Clone)]
+pub struct SseFrame {
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub data: Option<Value>,
+    pub comment: bool,
+}
+
+impl Sse {
+    /// Opens `GET /v1/events` on `base` with `token` (and `Last-Event-ID` when given).
+    pub async fn open(base: &str, token: &str, last_event_id: Option<&str>) -> Sse {
+        let mut req = reqwest::Client::new()
+            .get(format!("{base}/v1/events"))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req.send().await.expect("events");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(header(resp.headers(), "content-type")
+            .unwrap_or_default()
+            .starts_with("text/event-stream"));
+        Sse {
+            stream: Box::pin(resp.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next frame (events and heartbeat comments), within 10 s.
+    pub async fn next_frame(&mut self) -> SseFrame {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut frame = SseFrame {
+                    event: None,
+                    id: None,
+                    data: None,
+                    comment: false,
+                };
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        frame.comment = true;
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        frame.event = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        frame.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        frame.data = serde_json::from_str(v.trim()).ok();
+                    }
+                }
+                return frame;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("an SSE frame within 10 s")
+                .expect("stream open")
+                .expect("chunk");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next event, skipping heartbeats.
+    pub async fn next_event(&mut self) -> SseFrame {
+        loop {
+            let frame = self.next_frame().await;
+            if !frame.comment || frame.event.is_some() {
+                return frame;
+            }
+        }
+    }
+
+    /// The next event of type `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str) -> SseFrame {
+        loop {
+            let frame = self.next_event().await;
+            if frame.event.as_deref() == Some(kind) {
+                return frame;
+            }
+        }
+    }
+}
+
+/// A second API as a real separate process (the `despacio-api` binary) on the same database and
+/// Redis prefix. Killed when dropped.
+pub struct ApiProcess {
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestApp {
+    pub fn spawn_process(&self) -> ApiProcess {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_despacio-api"));
+        command
+            .env("DATABASE_URL", format!("{}/{}", pg_base(), self.db_name))
+            .env("REDIS_URL", redis_url())
+            .env("REDIS_PREFIX", &self.prefix)
+            .env("API_ADDR", format!("127.0.0.1:{port}"))
+            .env("OUTBOX_DIR", &self.outbox)
+            .env("AUTO_MIGRATE", "false")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in &self.extra {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn despacio-api");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            if line.expect("line").contains("despacio-api listening") {
+                break;
+            }
+        }
+        // Keep draining the output so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ApiProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
 }

@@ -1,12 +1,18 @@
 //! The API's integration tests: one binary, real PostgreSQL + PostGIS and Redis, each test on
 //! its own database and Redis prefix (see `helpers`).
 mod auth;
+mod blocks;
 mod browser;
+mod discovery;
+mod events;
 mod helpers;
+mod idempotency;
 mod lifecycle;
 mod magic_link;
 mod openapi;
 mod ops;
 mod profiles;
+mod resonances;
+mod seed;
 mod sessions;
 mod tokens;
