@@ -1,6 +1,7 @@
 //! `despacio-api seed --profiles N`: realistic demo data, loaded with `COPY`.
 //!
-//! People are clustered around 30 real cities (weighted by size; Paris is the hotspot), with
+//! People are clustered around 30 real cities (weighted by size; Paris, 14 % of everyone, is the
+//! dense hotspot), with
 //! ages 18–70 skewed towards 25–40, genders 48 % women / 48 % men / 4 % non-binary, 1–3
 //! intentions, preferences around their own age, 1–4 approved photos (metadata only), 3 %
 //! incognito, 2 % snoozed, and a swipe history: `--swiper-share` of people (default 10 %) have
@@ -171,8 +172,13 @@ pub async fn run(state: &AppState, options: &SeedOptions) -> anyhow::Result<u64>
                 }
             });
             let city = city.unwrap_or(0);
-            // About 8 km of spread around the centre, a little more for the biggest cities.
-            let spread = 0.06 + f64::from(CITIES[city].3) / 2000.0;
+            // Paris is the hotspot: dense (σ ≈ 5 km, so most of its people live within 10 km of
+            // the centre). Elsewhere σ ≈ 6–9 km.
+            let spread = if city == 0 {
+                0.045
+            } else {
+                0.05 + f64::from(CITIES[city].3) / 2000.0
+            };
             let latitude = (CITIES[city].1 + gaussian(&mut rng) * spread).clamp(-89.9, 89.9);
             let longitude =
                 (CITIES[city].2 + gaussian(&mut rng) * spread * 1.4).clamp(-179.9, 179.9);

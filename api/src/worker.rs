@@ -1,9 +1,12 @@
 //! `despacio-worker`: background upkeep, plus `/healthz`, `/readyz` and `/metrics` on
 //! `WORKER_ADDR`.
 //!
-//! Today it sweeps what has expired: used or expired magic links, and sessions that ended more
-//! than 7 days ago (their refresh tokens go with them). Analytics roll-ups join it with their
-//! issue. Every sweep is idempotent, so any number of workers can run side by side.
+//! It sweeps what has expired (used or expired magic links, sessions that ended more than 7 days
+//! ago) every minute, and prepares discovery queues in the background: every few seconds it
+//! takes the most recently active people whose queue is missing or about to expire and rebuilds
+//! them, [`QUEUE_WORKERS`] at a time. Analytics roll-ups join it with their issue. Everything is
+//! idempotent, so any number of workers can run side by side (two workers may occasionally
+//! rebuild the same queue twice).
 use std::{future::Future, sync::Arc, time::Duration};
 
 use poem::{listener::TcpListener, EndpointExt, Route, Server};
@@ -28,6 +31,26 @@ pub async fn sweep(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
     Ok(links + sessions)
 }
 
+/// Queues rebuilt concurrently.
+pub const QUEUE_WORKERS: usize = 2;
+/// People taken per preparation round.
+pub const QUEUE_ROUND: u64 = 200;
+
+/// One preparation round: rebuilds up to [`QUEUE_ROUND`] stale queues; returns how many.
+pub async fn prepare_round(state: &AppState) -> Result<usize, crate::error::AppError> {
+    use futures_util::{stream, TryStreamExt};
+    let people = crate::discovery::service::stale_queues(state, QUEUE_ROUND).await?;
+    let count = people.len();
+    stream::iter(people.into_iter().map(Ok::<_, crate::error::AppError>))
+        .try_for_each_concurrent(QUEUE_WORKERS, |user| async move {
+            crate::discovery::service::refresh_queue(state, user)
+                .await
+                .map(|_| ())
+        })
+        .await?;
+    Ok(count)
+}
+
 /// Runs the worker until `shutdown` resolves.
 pub async fn run(
     state: AppState,
@@ -44,6 +67,37 @@ pub async fn run(
                     Err(e) => tracing::error!(error = %e, "sweep failed"),
                 },
                 _ = stop_rx.changed() => break,
+            }
+        }
+    });
+    let (prep_stop_tx, mut prep_stop_rx) = tokio::sync::watch::channel(false);
+    let prep_state = state.clone();
+    let preparer = tokio::spawn(async move {
+        loop {
+            let started = std::time::Instant::now();
+            let idle = match prepare_round(&prep_state).await {
+                Ok(0) => true,
+                Ok(n) => {
+                    tracing::info!(
+                        queues = n,
+                        ms_per_queue = started.elapsed().as_millis() as f64 / n as f64,
+                        "discovery queues prepared"
+                    );
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "discovery preparation failed");
+                    true
+                }
+            };
+            let pause = if idle {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_millis(10)
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {},
+                _ = prep_stop_rx.changed() => break,
             }
         }
     });
@@ -67,6 +121,8 @@ pub async fn run(
         .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
         .await?;
     let _ = stop_tx.send(true);
+    let _ = prep_stop_tx.send(true);
     sweeper.await?;
+    preparer.await?;
     Ok(())
 }

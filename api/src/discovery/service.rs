@@ -13,7 +13,8 @@
 //!   and no skips whatever happens between them. A first page (no cursor) rebuilds a queue older
 //!   than [`QUEUE_MAX_AGE_S`]; a cursor from a rebuilt generation answers 410 `cursor-expired`.
 //! - **End of the queue**: the next batch is prepared on demand (excluding everyone already
-//!   queued); when none is left, the page says `exhausted: true`.
+//!   queued); when none is left, the page says `exhausted: true`. A first page rebuilds an
+//!   exhausted queue after [`EXHAUSTED_RETRY_S`].
 //! - **Fresh likers**: people who liked me after my queue was prepared are slotted right after
 //!   the cursor (fractional ranks) on my next page; they do not wait for a rebuild.
 //! - **New profiles** reach existing queues when those are rebuilt (at most one hour), and get a
@@ -35,6 +36,8 @@ use crate::{cursor, error::AppError, profiles::types::PublicProfile, state::AppS
 pub const BATCH: i64 = 200;
 /// A first page rebuilds a queue older than this.
 pub const QUEUE_MAX_AGE_S: i64 = 3600;
+/// A first page rebuilds an exhausted queue prepared longer ago than this.
+pub const EXHAUSTED_RETRY_S: i64 = 300;
 /// A pass hides someone for this long; a like hides them for good.
 pub const PASS_COOLDOWN_DAYS: i32 = 30;
 
@@ -139,6 +142,44 @@ fn read_sql() -> String {
          WHERE q.user_id = $1 AND q.rank > $11 AND {FILTERS}
          ORDER BY q.rank LIMIT $12"
     )
+}
+
+/// Rebuilds `user_id`'s queue (the worker's background preparation). Returns how many
+/// candidates the first batch holds; people with an incomplete profile are skipped (0).
+pub async fn refresh_queue(state: &AppState, user_id: Uuid) -> Result<u64, AppError> {
+    let me = match me(state, user_id).await {
+        Ok(me) => me,
+        Err(AppError::Conflict { .. }) => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let state_row = rebuild(state, &me).await?;
+    Ok(state_row.last_rank as u64)
+}
+
+/// People active in the last 7 days whose queue is missing or older than
+/// [`QUEUE_MAX_AGE_S`] minus a 5-minute margin, most recently active first.
+pub async fn stale_queues(state: &AppState, limit: u64) -> Result<Vec<Uuid>, AppError> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: Uuid,
+    }
+    let rows = Row::find_by_statement(statement(
+        "SELECT u.id FROM users u
+         JOIN profiles p ON p.user_id = u.id
+         LEFT JOIN discovery_state d ON d.user_id = u.id
+         WHERE u.last_active_at > now() - interval '7 days' AND u.status = 'active'
+           AND p.location IS NOT NULL AND p.birthdate IS NOT NULL AND p.gender IS NOT NULL
+           AND (d.user_id IS NULL OR d.prepared_at < now() - make_interval(secs => $1))
+         ORDER BY u.last_active_at DESC
+         LIMIT $2",
+        vec![
+            ((QUEUE_MAX_AGE_S - 300) as f64).into(),
+            (limit as i64).into(),
+        ],
+    ))
+    .all(&state.db)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// A discovery page.
@@ -372,8 +413,11 @@ pub async fn page(
         .await?;
     let (mut current, after_rank) = match cursor_text {
         None => {
+            // Rebuild when old, or when it ran dry more than five minutes ago (newcomers may
+            // have arrived since).
             let fresh = saved.filter(|s| {
-                (Utc::now() - s.prepared_at).num_seconds() < QUEUE_MAX_AGE_S && !s.exhausted
+                let age = (Utc::now() - s.prepared_at).num_seconds();
+                age < QUEUE_MAX_AGE_S && (!s.exhausted || age < EXHAUSTED_RETRY_S)
             });
             match fresh {
                 Some(s) => (s, 0.0),

@@ -366,3 +366,38 @@ async fn bad_cursors_limits_and_incomplete_profiles_are_refused() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn the_worker_prepares_queues_in_the_background_and_pages_use_them() {
+    let app = spawn_app().await;
+    let me = app.person_at(PARIS.0, PARIS.1).await;
+    let other = app.person(json!({"location": km_east(3.0)})).await;
+    app.register().await; // incomplete: skipped
+
+    let prepared = api::worker::prepare_round(&app.state).await.expect("round");
+
+    assert_eq!(prepared, 2);
+    let queued: i64 = app
+        .sql_value(&format!(
+            "SELECT count(*) FROM discovery_queue WHERE user_id = '{}'",
+            me.id
+        ))
+        .await
+        .expect("count");
+    assert_eq!(queued, 1);
+    assert_eq!(
+        api::worker::prepare_round(&app.state).await.expect("round"),
+        0,
+        "fresh queues are left alone"
+    );
+    let p = page(&app, &me, None, 20).await;
+    assert_eq!(ids(&p), vec![other.id]);
+    let generation: i32 = app
+        .sql_value(&format!(
+            "SELECT generation FROM discovery_state WHERE user_id = '{}'",
+            me.id
+        ))
+        .await
+        .expect("row");
+    assert_eq!(generation, 1, "the prepared queue was used, not rebuilt");
+}
