@@ -41,6 +41,23 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (what `openapi/openapi.json` holds).
     Openapi,
+    /// Prepare (rebuild) the discovery queues of up to N recently active people now, and report
+    /// the cost per person (what despacio-worker does continuously).
+    PrepareQueues {
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
+    },
+    /// Benchmark helper: print the emails of the users listed in TABLE (a table with an `id`
+    /// column). Refused when APP_ENV=production.
+    BenchEmails {
+        #[arg(long)]
+        table: String,
+    },
+    /// Show EXPLAIN ANALYZE of the discovery queries for one person (by email).
+    ExplainDiscovery {
+        #[arg(long)]
+        email: String,
+    },
     /// Fill the database with demo profiles (password of every seeded account: despacio-demo-password).
     Seed {
         /// How many people.
@@ -119,6 +136,9 @@ async fn main() -> ExitCode {
             .await
         }
         Command::Openapi => Ok(()),
+        Command::PrepareQueues { limit } => prepare_queues(settings, limit).await,
+        Command::ExplainDiscovery { email } => explain_discovery(settings, email).await,
+        Command::BenchEmails { table } => bench_emails(settings, table).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -184,5 +204,74 @@ async fn seed(settings: Settings, options: api::seed::SeedOptions) -> anyhow::Re
         options.profiles,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+async fn prepare_queues(settings: Settings, limit: u64) -> anyhow::Result<()> {
+    let state = AppState::build(settings).await?;
+    let started = std::time::Instant::now();
+    let mut done = 0usize;
+    while (done as u64) < limit {
+        let n = api::worker::prepare_round(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "prepared {done} queues in {seconds:.2} s: {:.1} ms per person ({} concurrent), {:.0} people/hour",
+        if done > 0 { seconds * 1000.0 / done as f64 } else { 0.0 },
+        api::worker::QUEUE_WORKERS,
+        if seconds > 0.0 { done as f64 * 3600.0 / seconds } else { 0.0 }
+    );
+    Ok(())
+}
+
+async fn explain_discovery(settings: Settings, email: String) -> anyhow::Result<()> {
+    let state = AppState::build(settings).await?;
+    let id = api::auth::service::find_user_id(&state, &email)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .ok_or_else(|| anyhow::anyhow!("no account has this email"))?;
+    print!(
+        "{}",
+        api::discovery::service::explain(&state, id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+    );
+    Ok(())
+}
+
+async fn bench_emails(settings: Settings, table: String) -> anyhow::Result<()> {
+    use sea_orm::{ConnectionTrait, EntityTrait};
+    if settings.app_env == api::config::AppEnv::Production {
+        anyhow::bail!("bench-emails is a benchmark helper; it is refused in production");
+    }
+    if !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        anyhow::bail!("--table must be a plain table name");
+    }
+    let state = AppState::build(settings).await?;
+    let rows = state
+        .db
+        .query_all(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            format!("SELECT id FROM {table}"),
+        ))
+        .await?;
+    for row in rows {
+        let id: uuid::Uuid = row.try_get("", "id")?;
+        if let Some(user) = entities::users::Entity::find_by_id(id)
+            .one(&state.db)
+            .await?
+        {
+            println!(
+                "{}",
+                api::auth::service::email_of(&state, &user).map_err(|e| anyhow::anyhow!("{e}"))?
+            );
+        }
+    }
     Ok(())
 }

@@ -726,3 +726,13 @@ async fn set_password<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// The id of the account with this email, if any (operator tools).
+pub async fn find_user_id(state: &AppState, email: &str) -> Result<Option<Uuid>, AppError> {
+    let (hash, _) = email_subject(state, &normalize_email(email));
+    Ok(users::Entity::find()
+        .filter(users::Column::EmailHash.eq(hash))
+        .one(&state.db)
+        .await?
+        .map(|u| u.id))
+}

@@ -182,6 +182,50 @@ pub async fn stale_queues(state: &AppState, limit: u64) -> Result<Vec<Uuid>, App
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the preparation (rolled back) and of a first-page read for
+/// `user_id`, with the real parameters: proof of which indexes the engine uses.
+pub async fn explain(state: &AppState, user_id: Uuid) -> Result<String, AppError> {
+    use sea_orm::TransactionTrait;
+    let me = me(state, user_id).await?;
+    let mut out = String::new();
+    let txn = state.db.begin().await?;
+    txn.execute(statement(
+        "DELETE FROM discovery_queue WHERE user_id = $1",
+        vec![me.id.into()],
+    ))
+    .await?;
+    for (title, sql, extra) in [
+        (
+            "preparation (one batch, exact score)",
+            prepare_sql(),
+            vec![sea_orm::Value::from(0.0f64)],
+        ),
+        (
+            "page read (walk the queue, re-check, stop after 20)",
+            read_sql(),
+            vec![0.0f64.into(), 20i64.into()],
+        ),
+    ] {
+        let mut values = me.values();
+        values.extend(extra);
+        let rows = txn
+            .query_all(statement(
+                &format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"),
+                values,
+            ))
+            .await?;
+        out.push_str(&format!("-- {title}\n"));
+        for row in rows {
+            let line: String = row.try_get_by_index(0)?;
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    txn.rollback().await?;
+    Ok(out)
+}
+
 /// A discovery page.
 pub struct Page {
     pub items: Vec<PublicProfile>,

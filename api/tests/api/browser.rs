@@ -153,3 +153,24 @@ async fn browser_logout_clears_the_cookies() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_event_source_authenticates_with_the_cookies() {
+    let app = spawn_app().await;
+    let client = browser();
+    browser_register(&app, &client).await;
+
+    let resp = client
+        .get(app.url("/v1/events"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("request");
+
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream")));
+}

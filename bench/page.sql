@@ -1,0 +1,50 @@
+-- pgbench: the SQL behind one warm discovery page, for a random sampled person (:i).
+-- 1) me + preferences + queue state; 2) fresh likers since preparation; 3) page read (walk the
+-- queue in rank order, re-check everything, stop after 20) joined to the cards.
+\set i random(1, :nusers)
+SELECT p.user_id, p.latitude, p.longitude, p.gender, p.birthdate, p.intentions, pr.*, d.generation, d.prepared_at
+  FROM bench_users b JOIN profiles p ON p.user_id = b.id JOIN preferences pr ON pr.user_id = b.id
+  LEFT JOIN discovery_state d ON d.user_id = b.id WHERE b.i = :i;
+WITH m AS (SELECT p.user_id AS id, p.location, p.gender, p.birthdate, pr.max_distance_km * 1000.0 AS maxd, pr.genders,
+                  ((current_date - make_interval(years => pr.age_max + 1))::date + 1) AS born_after,
+                  (current_date - make_interval(years => pr.age_min))::date AS born_before, d.prepared_at
+             FROM bench_users b JOIN profiles p ON p.user_id = b.id JOIN preferences pr ON pr.user_id = b.id
+             JOIN discovery_state d ON d.user_id = b.id WHERE b.i = :i)
+SELECT c.user_id FROM m, swipes l
+  JOIN profiles c ON c.user_id = l.swiper_id JOIN preferences cp ON cp.user_id = c.user_id
+  JOIN users u ON u.id = c.user_id JOIN settings s ON s.user_id = c.user_id
+ WHERE l.target_id = m.id AND l.action = 'like' AND l.created_at > m.prepared_at
+   AND ST_DWithin(c.location, m.location, m.maxd) AND c.gender = ANY(m.genders)
+   AND c.birthdate BETWEEN m.born_after AND m.born_before
+   AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = m.id AND q.candidate_id = c.user_id)
+ LIMIT 50;
+WITH m AS (SELECT p.user_id AS id, p.location, p.gender, p.birthdate, pr.max_distance_km * 1000.0 AS maxd, pr.genders,
+                  ((current_date - make_interval(years => pr.age_max + 1))::date + 1) AS born_after,
+                  (current_date - make_interval(years => pr.age_min))::date AS born_before
+             FROM bench_users b JOIN profiles p ON p.user_id = b.id JOIN preferences pr ON pr.user_id = b.id WHERE b.i = :i),
+page AS (
+SELECT q.rank, q.candidate_id FROM m, discovery_queue q
+  JOIN profiles c ON c.user_id = q.candidate_id JOIN preferences cp ON cp.user_id = c.user_id
+  JOIN users u ON u.id = c.user_id JOIN settings s ON s.user_id = c.user_id
+ WHERE q.user_id = m.id AND q.rank > 0
+   AND c.location IS NOT NULL AND c.display_name IS NOT NULL AND c.birthdate IS NOT NULL
+   AND c.gender IS NOT NULL AND cardinality(c.intentions) > 0
+   AND ST_DWithin(c.location, m.location, m.maxd)
+   AND c.gender = ANY(m.genders) AND c.birthdate BETWEEN m.born_after AND m.born_before
+   AND c.user_id <> m.id AND m.gender = ANY(cp.genders)
+   AND m.birthdate BETWEEN ((current_date - make_interval(years => cp.age_max + 1))::date + 1)
+                       AND (current_date - make_interval(years => cp.age_min))::date
+   AND ST_DWithin(c.location, m.location, cp.max_distance_km * 1000.0)
+   AND (u.status = 'active' OR (u.status = 'suspended' AND u.suspended_until <= now()))
+   AND (s.snoozed_until IS NULL OR s.snoozed_until <= now())
+   AND (NOT s.incognito OR EXISTS (SELECT 1 FROM swipes l WHERE l.swiper_id = c.user_id AND l.target_id = m.id AND l.action = 'like'))
+   AND NOT EXISTS (SELECT 1 FROM swipes sw WHERE sw.swiper_id = m.id AND sw.target_id = c.user_id
+                   AND (sw.action = 'like' OR sw.created_at > now() - make_interval(days => 30)))
+   AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = m.id AND b.blocked_id = c.user_id)
+   AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = c.user_id AND b.blocked_id = m.id)
+ ORDER BY q.rank LIMIT 20)
+SELECT p.user_id, p.display_name, p.birthdate, p.gender, p.bio_ciphertext, p.intentions,
+       ARRAY(SELECT unnest(p.intentions) INTERSECT SELECT unnest(me.intentions) ORDER BY 1) AS shared,
+       GREATEST(1, round(ST_Distance(p.location, me.location) / 1000.0))::int AS distance_km,
+       ARRAY(SELECT ph.id FROM photos ph WHERE ph.user_id = p.user_id AND ph.status = 'approved' ORDER BY ph.position) AS photo_ids
+  FROM page JOIN profiles p ON p.user_id = page.candidate_id, m JOIN profiles me ON me.user_id = m.id;
