@@ -1,6 +1,8 @@
 -- pgbench: the SQL behind one warm discovery page, for a random sampled person (:i).
--- 1) me + preferences + queue state; 2) fresh likers since preparation; 3) page read (walk the
--- queue in rank order, re-check everything, stop after 20) joined to the cards.
+-- 1) me + preferences + queue state; 2) fresh likers since preparation (driven by my recent likes);
+-- 3) page read (the next 60 queue entries in rank order, re-checked, first 20 survivors) joined
+-- to the cards. The API runs the same statements (as 6 round trips: profile, preferences,
+-- state, fresh likers, read, cards).
 \set i random(1, :nusers)
 SELECT p.user_id, p.latitude, p.longitude, p.gender, p.birthdate, p.intentions, pr.*, d.generation, d.prepared_at
   FROM bench_users b JOIN profiles p ON p.user_id = b.id JOIN preferences pr ON pr.user_id = b.id
@@ -10,11 +12,11 @@ WITH m AS (SELECT p.user_id AS id, p.location, p.gender, p.birthdate, pr.max_dis
                   (current_date - make_interval(years => pr.age_min))::date AS born_before, d.prepared_at
              FROM bench_users b JOIN profiles p ON p.user_id = b.id JOIN preferences pr ON pr.user_id = b.id
              JOIN discovery_state d ON d.user_id = b.id WHERE b.i = :i)
-SELECT c.user_id FROM m, swipes l
-  JOIN profiles c ON c.user_id = l.swiper_id JOIN preferences cp ON cp.user_id = c.user_id
+SELECT c.user_id FROM m, (SELECT l.swiper_id FROM m, swipes l WHERE l.target_id = m.id AND l.action = 'like'
+                             AND l.created_at > m.prepared_at ORDER BY l.created_at DESC LIMIT 200) fresh
+  JOIN profiles c ON c.user_id = fresh.swiper_id JOIN preferences cp ON cp.user_id = c.user_id
   JOIN users u ON u.id = c.user_id JOIN settings s ON s.user_id = c.user_id
- WHERE l.target_id = m.id AND l.action = 'like' AND l.created_at > m.prepared_at
-   AND ST_DWithin(c.location, m.location, m.maxd) AND c.gender = ANY(m.genders)
+ WHERE ST_DWithin(c.location, m.location, m.maxd) AND c.gender = ANY(m.genders)
    AND c.birthdate BETWEEN m.born_after AND m.born_before
    AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = m.id AND q.candidate_id = c.user_id)
  LIMIT 50;
@@ -22,12 +24,13 @@ WITH m AS (SELECT p.user_id AS id, p.location, p.gender, p.birthdate, pr.max_dis
                   ((current_date - make_interval(years => pr.age_max + 1))::date + 1) AS born_after,
                   (current_date - make_interval(years => pr.age_min))::date AS born_before
              FROM bench_users b JOIN profiles p ON p.user_id = b.id JOIN preferences pr ON pr.user_id = b.id WHERE b.i = :i),
+q AS MATERIALIZED (SELECT rank, candidate_id FROM discovery_queue
+                    WHERE user_id = (SELECT id FROM m) AND rank > 0 ORDER BY rank LIMIT 60),
 page AS (
-SELECT q.rank, q.candidate_id FROM m, discovery_queue q
+SELECT q.rank, q.candidate_id FROM m, q
   JOIN profiles c ON c.user_id = q.candidate_id JOIN preferences cp ON cp.user_id = c.user_id
   JOIN users u ON u.id = c.user_id JOIN settings s ON s.user_id = c.user_id
- WHERE q.user_id = m.id AND q.rank > 0
-   AND c.location IS NOT NULL AND c.display_name IS NOT NULL AND c.birthdate IS NOT NULL
+ WHERE c.location IS NOT NULL AND c.display_name IS NOT NULL AND c.birthdate IS NOT NULL
    AND c.gender IS NOT NULL AND cardinality(c.intentions) > 0
    AND ST_DWithin(c.location, m.location, m.maxd)
    AND c.gender = ANY(m.genders) AND c.birthdate BETWEEN m.born_after AND m.born_before

@@ -36,6 +36,23 @@ pub fn decode<T: DeserializeOwned>(
     serde_json::from_slice(&json).map_err(|_| invalid())
 }
 
+/// Keyset pagination: the query fetched `limit + 1` rows; keep `limit` and, when there were more,
+/// make the next cursor from the last kept row.
+pub fn paginate<R, C: Serialize>(
+    cipher: &FieldCipher,
+    kind: &str,
+    rows: &mut Vec<R>,
+    limit: u64,
+    key: impl Fn(&R) -> C,
+) -> Option<String> {
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    match (more, rows.last()) {
+        (true, Some(last)) => Some(encode(cipher, kind, &key(last))),
+        _ => None,
+    }
+}
+
 /// Checks `limit` (1 to `max`, default `default`).
 pub fn limit(value: Option<u32>, default: u32, max: u32) -> Result<u64, AppError> {
     match value {

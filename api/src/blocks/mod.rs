@@ -215,19 +215,12 @@ impl BlocksApi {
         ))
         .all(&state.db)
         .await?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next_cursor = match (more, rows.last()) {
-            (true, Some(last)) => Some(cursor::encode(
-                &state.cipher,
-                "blocks",
-                &ListCursor {
-                    t: last.created_at,
-                    u: last.blocked_id,
-                },
-            )),
-            _ => None,
-        };
+        let next_cursor = cursor::paginate(&state.cipher, "blocks", &mut rows, limit, |last| {
+            ListCursor {
+                t: last.created_at,
+                u: last.blocked_id,
+            }
+        });
         Ok(Json(BlockPage {
             items: rows
                 .into_iter()

@@ -58,19 +58,10 @@ pub async fn page(
         ],
     );
     let mut rows = Row::find_by_statement(stmt).all(&state.db).await?;
-    let more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let next = match (more, rows.last()) {
-        (true, Some(last)) => Some(cursor::encode(
-            &state.cipher,
-            "likes",
-            &Cursor {
-                t: last.created_at,
-                u: last.swiper_id,
-            },
-        )),
-        _ => None,
-    };
+    let next = cursor::paginate(&state.cipher, "likes", &mut rows, limit, |last| Cursor {
+        t: last.created_at,
+        u: last.swiper_id,
+    });
     let ids: Vec<Uuid> = rows.iter().map(|r| r.swiper_id).collect();
     let mut cards = crate::profiles::cards::load(state, me, &ids).await?;
     let items = rows

@@ -124,22 +124,30 @@ fn prepare_sql() -> String {
 }
 
 fn fresh_likers_sql() -> String {
+    // Driven by my recent likes (a handful of rows, `swipes_target_like_idx`), never by the
+    // radius scan: the materialised CTE keeps the planner from starting at the GiST index.
     format!(
-        "SELECT c.user_id, {SCORE}::real AS score FROM {FROM}
+        "WITH fresh AS MATERIALIZED (
+             SELECT swiper_id FROM swipes WHERE target_id = $1 AND action = 'like' AND created_at > $11
+             ORDER BY created_at DESC LIMIT 200)
+         SELECT c.user_id, {SCORE}::real AS score FROM fresh JOIN {FROM} ON c.user_id = fresh.swiper_id
          WHERE {FILTERS}
-           AND EXISTS (SELECT 1 FROM swipes l WHERE l.swiper_id = c.user_id AND l.target_id = $1
-                       AND l.action = 'like' AND l.created_at > $11)
            AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = $1 AND q.candidate_id = c.user_id)
          ORDER BY score DESC, c.user_id LIMIT 50"
     )
 }
 
-/// The page read: walk my queue in rank order from the cursor, re-check, stop after `$12`.
+/// The page read: take the next `$13` queue entries in rank order (an index range scan on the
+/// primary key), re-check them, keep the first `$12` survivors. [`read`] walks on, window after
+/// window, while too few survive.
 fn read_sql() -> String {
     format!(
-        "SELECT q.rank, q.candidate_id FROM discovery_queue q
+        "WITH q AS MATERIALIZED (
+             SELECT rank, candidate_id FROM discovery_queue WHERE user_id = $1 AND rank > $11
+             ORDER BY rank LIMIT $13)
+         SELECT q.rank, q.candidate_id FROM q
          JOIN {FROM} ON c.user_id = q.candidate_id
-         WHERE q.user_id = $1 AND q.rank > $11 AND {FILTERS}
+         WHERE {FILTERS}
          ORDER BY q.rank LIMIT $12"
     )
 }
@@ -203,7 +211,7 @@ pub async fn explain(state: &AppState, user_id: Uuid) -> Result<String, AppError
         (
             "page read (walk the queue, re-check, stop after 20)",
             read_sql(),
-            vec![0.0f64.into(), 20i64.into()],
+            vec![0.0f64.into(), 20i64.into(), 60i64.into()],
         ),
     ] {
         let mut values = me.values();
@@ -430,18 +438,47 @@ async fn merge_fresh_likers(
     Ok(())
 }
 
+/// Up to `limit` survivors after `after_rank`, walking the queue in windows of `3 × limit`
+/// (at least 30). Returns them and the last rank examined, so that a caller continuing the walk
+/// does not read filtered entries again.
 async fn read(
     state: &AppState,
     me: &Me,
     after_rank: f64,
     limit: u64,
-) -> Result<Vec<Ranked>, AppError> {
-    let mut values = me.values();
-    values.push(after_rank.into());
-    values.push((limit as i64).into());
-    Ok(Ranked::find_by_statement(statement(&read_sql(), values))
-        .all(&state.db)
-        .await?)
+) -> Result<(Vec<Ranked>, f64), AppError> {
+    let window = (limit * 3).max(30);
+    let mut out: Vec<Ranked> = Vec::new();
+    let mut from = after_rank;
+    loop {
+        let mut values = me.values();
+        values.push(from.into());
+        values.push(((limit - out.len() as u64) as i64).into());
+        values.push((window as i64).into());
+        out.extend(
+            Ranked::find_by_statement(statement(&read_sql(), values))
+                .all(&state.db)
+                .await?,
+        );
+        if out.len() as u64 >= limit {
+            let last = out.last().map(|r| r.rank).unwrap_or(from);
+            return Ok((out, last));
+        }
+        // Too few survived: where did this window end (its last entry, kept or not)?
+        let end: Option<f64> = state
+            .db
+            .query_one(statement(
+                "SELECT max(rank) AS last FROM (SELECT rank FROM discovery_queue WHERE user_id = $1 AND rank > $2
+                 ORDER BY rank LIMIT $3) w",
+                vec![me.id.into(), from.into(), (window as i64).into()],
+            ))
+            .await?
+            .and_then(|row| row.try_get::<Option<f64>>("", "last").ok().flatten());
+        match end {
+            Some(end) if end > from => from = end,
+            _ => return Ok((out, from)),
+        }
+    }
 }
 
 /// `GET /v1/discovery`.
@@ -483,16 +520,16 @@ pub async fn page(
     };
     merge_fresh_likers(state, &me, current.prepared_at, after_rank).await?;
 
-    let mut rows = read(state, &me, after_rank, limit).await?;
+    let (mut rows, mut examined) = read(state, &me, after_rank, limit).await?;
     // Walk on: prepare more while the page is short and the pool is not exhausted.
     for _ in 0..5 {
         if rows.len() as u64 >= limit || current.exhausted {
             break;
         }
         current = extend(state, &me).await?;
-        let from = rows.last().map(|r| r.rank).unwrap_or(after_rank);
-        let more = read(state, &me, from, limit - rows.len() as u64).await?;
+        let (more, end) = read(state, &me, examined, limit - rows.len() as u64).await?;
         rows.extend(more);
+        examined = end;
     }
     let exhausted = (rows.len() as u64) < limit && current.exhausted;
     let last_rank = rows.last().map(|r| r.rank).unwrap_or(after_rank);

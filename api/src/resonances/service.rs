@@ -271,19 +271,12 @@ pub async fn list(
     ))
     .all(&state.db)
     .await?;
-    let more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let next = match (more, rows.last()) {
-        (true, Some(last)) => Some(cursor::encode(
-            &state.cipher,
-            "resonances",
-            &ListCursor {
-                t: last.created_at,
-                i: last.id,
-            },
-        )),
-        _ => None,
-    };
+    let next = cursor::paginate(&state.cipher, "resonances", &mut rows, limit, |last| {
+        ListCursor {
+            t: last.created_at,
+            i: last.id,
+        }
+    });
     let ids: Vec<Uuid> = rows.iter().map(|r| r.other).collect();
     let mut cards = crate::profiles::cards::load(state, me, &ids).await?;
     let items = rows

@@ -401,3 +401,39 @@ async fn the_worker_prepares_queues_in_the_background_and_pages_use_them() {
         .expect("row");
     assert_eq!(generation, 1, "the prepared queue was used, not rebuilt");
 }
+
+#[tokio::test]
+async fn a_page_walks_past_long_runs_of_filtered_candidates() {
+    let app = spawn_app().await;
+    let me = app.person_at(PARIS.0, PARIS.1).await;
+    let mut people = Vec::new();
+    for i in 0..40 {
+        people.push(
+            app.person(json!({"location": km_east(1.0 + f64::from(i) * 0.2)}))
+                .await,
+        );
+    }
+    api::worker::prepare_round(&app.state).await.expect("round");
+    // The 35 best-ranked (nearest) become invisible after the queue was prepared.
+    for p in &people[..35] {
+        app.sql(&format!(
+            "INSERT INTO swipes (swiper_id, target_id, action) VALUES ('{}', '{}', 'pass')",
+            me.id, p.id
+        ))
+        .await;
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let p = page(&app, &me, cursor.as_deref(), 1).await;
+        seen.extend(ids(&p));
+        match p["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+
+    let expected: Vec<Uuid> = people[35..].iter().map(|p| p.id).collect();
+    assert_eq!(seen, expected);
+}
