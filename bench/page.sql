@@ -12,14 +12,16 @@ WITH m AS (SELECT p.user_id AS id, p.location, p.gender, p.birthdate, pr.max_dis
                   (current_date - make_interval(years => pr.age_min))::date AS born_before, d.prepared_at
              FROM bench_users b JOIN profiles p ON p.user_id = b.id JOIN preferences pr ON pr.user_id = b.id
              JOIN discovery_state d ON d.user_id = b.id WHERE b.i = :i)
-SELECT c.user_id FROM m, (SELECT l.swiper_id FROM m, swipes l WHERE l.target_id = m.id AND l.action = 'like'
+SELECT v.user_id FROM m, (SELECT l.swiper_id FROM m, swipes l WHERE l.target_id = m.id AND l.action = 'like'
                              AND l.created_at > m.prepared_at ORDER BY l.created_at DESC LIMIT 200) fresh
-  JOIN profiles c ON c.user_id = fresh.swiper_id JOIN preferences cp ON cp.user_id = c.user_id
-  JOIN users u ON u.id = c.user_id JOIN settings s ON s.user_id = c.user_id
- WHERE ST_DWithin(c.location, m.location, m.maxd) AND c.gender = ANY(m.genders)
-   AND c.birthdate BETWEEN m.born_after AND m.born_before
-   AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = m.id AND q.candidate_id = c.user_id)
- LIMIT 50;
+CROSS JOIN LATERAL (
+  SELECT c.user_id FROM (SELECT * FROM profiles WHERE user_id = fresh.swiper_id OFFSET 0) c
+    JOIN preferences cp ON cp.user_id = c.user_id
+    JOIN users u ON u.id = c.user_id JOIN settings s ON s.user_id = c.user_id
+   WHERE ST_DWithin(c.location, m.location, m.maxd) AND c.gender = ANY(m.genders)
+     AND c.birthdate BETWEEN m.born_after AND m.born_before
+     AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = m.id AND q.candidate_id = c.user_id)
+   LIMIT 1) v LIMIT 50;
 WITH m AS (SELECT p.user_id AS id, p.location, p.gender, p.birthdate, pr.max_distance_km * 1000.0 AS maxd, pr.genders,
                   ((current_date - make_interval(years => pr.age_max + 1))::date + 1) AS born_after,
                   (current_date - make_interval(years => pr.age_min))::date AS born_before
@@ -27,8 +29,9 @@ WITH m AS (SELECT p.user_id AS id, p.location, p.gender, p.birthdate, pr.max_dis
 q AS MATERIALIZED (SELECT rank, candidate_id FROM discovery_queue
                     WHERE user_id = (SELECT id FROM m) AND rank > 0 ORDER BY rank LIMIT 60),
 page AS (
-SELECT q.rank, q.candidate_id FROM m, q
-  JOIN profiles c ON c.user_id = q.candidate_id JOIN preferences cp ON cp.user_id = c.user_id
+SELECT q.rank, q.candidate_id FROM m, q CROSS JOIN LATERAL (
+  SELECT 1 AS ok FROM (SELECT * FROM profiles WHERE user_id = q.candidate_id OFFSET 0) c
+  JOIN preferences cp ON cp.user_id = c.user_id
   JOIN users u ON u.id = c.user_id JOIN settings s ON s.user_id = c.user_id
  WHERE c.location IS NOT NULL AND c.display_name IS NOT NULL AND c.birthdate IS NOT NULL
    AND c.gender IS NOT NULL AND cardinality(c.intentions) > 0
@@ -45,6 +48,7 @@ SELECT q.rank, q.candidate_id FROM m, q
                    AND (sw.action = 'like' OR sw.created_at > now() - make_interval(days => 30)))
    AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = m.id AND b.blocked_id = c.user_id)
    AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = c.user_id AND b.blocked_id = m.id)
+ LIMIT 1) v
  ORDER BY q.rank LIMIT 20)
 SELECT p.user_id, p.display_name, p.birthdate, p.gender, p.bio_ciphertext, p.intentions,
        ARRAY(SELECT unnest(p.intentions) INTERSECT SELECT unnest(me.intentions) ORDER BY 1) AS shared,

@@ -123,32 +123,50 @@ fn prepare_sql() -> String {
     )
 }
 
+/// [`FROM`] for one known candidate: the `OFFSET 0` fence makes PostgreSQL fetch the profile by
+/// its primary key first (otherwise it may prefer the GiST index for the radius condition and
+/// scan a whole city per candidate).
+fn from_one(id: &str) -> String {
+    format!(
+        "(SELECT * FROM profiles WHERE user_id = {id} OFFSET 0) c
+    JOIN preferences cp ON cp.user_id = c.user_id
+    JOIN users u ON u.id = c.user_id
+    JOIN settings s ON s.user_id = c.user_id"
+    )
+}
+
 fn fresh_likers_sql() -> String {
-    // Driven by my recent likes (a handful of rows, `swipes_target_like_idx`), never by the
-    // radius scan: the materialised CTE keeps the planner from starting at the GiST index.
+    // Driven by my recent likes (a handful of rows, `swipes_target_like_idx`), each re-checked
+    // by primary-key lookups in a LATERAL subquery (its LIMIT keeps the planner from merging it
+    // into one big join that would start from the radius scan).
     format!(
         "WITH fresh AS MATERIALIZED (
              SELECT swiper_id FROM swipes WHERE target_id = $1 AND action = 'like' AND created_at > $11
              ORDER BY created_at DESC LIMIT 200)
-         SELECT c.user_id, {SCORE}::real AS score FROM fresh JOIN {FROM} ON c.user_id = fresh.swiper_id
-         WHERE {FILTERS}
-           AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = $1 AND q.candidate_id = c.user_id)
-         ORDER BY score DESC, c.user_id LIMIT 50"
+         SELECT v.user_id, v.score FROM fresh
+         CROSS JOIN LATERAL (
+             SELECT c.user_id, {SCORE}::real AS score FROM {from}
+             WHERE {FILTERS}
+               AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = $1 AND q.candidate_id = c.user_id)
+             LIMIT 1) v
+         ORDER BY v.score DESC, v.user_id LIMIT 50",
+        from = from_one("fresh.swiper_id")
     )
 }
 
 /// The page read: take the next `$13` queue entries in rank order (an index range scan on the
-/// primary key), re-check them, keep the first `$12` survivors. [`read`] walks on, window after
-/// window, while too few survive.
+/// primary key), re-check each by primary-key lookups (LATERAL, so the planner cannot reorder
+/// the joins), keep the first `$12` survivors. [`read`] walks on, window after window, while
+/// too few survive.
 fn read_sql() -> String {
     format!(
         "WITH q AS MATERIALIZED (
              SELECT rank, candidate_id FROM discovery_queue WHERE user_id = $1 AND rank > $11
              ORDER BY rank LIMIT $13)
          SELECT q.rank, q.candidate_id FROM q
-         JOIN {FROM} ON c.user_id = q.candidate_id
-         WHERE {FILTERS}
-         ORDER BY q.rank LIMIT $12"
+         CROSS JOIN LATERAL (SELECT 1 AS ok FROM {from} WHERE {FILTERS} LIMIT 1) v
+         ORDER BY q.rank LIMIT $12",
+        from = from_one("q.candidate_id")
     )
 }
 
