@@ -261,16 +261,19 @@ async fn bench_emails(settings: Settings, table: String) -> anyhow::Result<()> {
             format!("SELECT id FROM {table}"),
         ))
         .await?;
+    let mut out = std::io::stdout().lock();
     for row in rows {
         let id: uuid::Uuid = row.try_get("", "id")?;
         if let Some(user) = entities::users::Entity::find_by_id(id)
             .one(&state.db)
             .await?
         {
-            println!(
-                "{}",
-                api::auth::service::email_of(&state, &user).map_err(|e| anyhow::anyhow!("{e}"))?
-            );
+            let email =
+                api::auth::service::email_of(&state, &user).map_err(|e| anyhow::anyhow!("{e}"))?;
+            // A closed pipe (`| head -1`) ends the listing quietly.
+            if std::io::Write::write_all(&mut out, format!("{email}\n").as_bytes()).is_err() {
+                break;
+            }
         }
     }
     Ok(())

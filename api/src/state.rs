@@ -40,7 +40,13 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseCon
         .min_connections(1)
         .connect_timeout(std::time::Duration::from_secs(5))
         .acquire_timeout(std::time::Duration::from_secs(5))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // Our statements are prepared once per connection; the generic plan is right for them
+        // (primary-key lookups, index walks), and re-planning the discovery queries on every
+        // execution (PostgreSQL's default custom plans) costs more than running them.
+        .map_sqlx_postgres_opts(|o| {
+            o.options([("plan_cache_mode", "force_generic_plan"), ("jit", "off")])
+        });
     Database::connect(options)
         .await
         .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot connect to PostgreSQL: {e}"))

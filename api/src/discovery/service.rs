@@ -25,12 +25,20 @@
 //! + `25 if they liked me` + `15 × (1 − days since last active / 14)⁺` + `10 if the profile is
 //! less than 72 hours old`. Ties go to the smaller user id.
 use chrono::{DateTime, NaiveDate, Utc};
-use entities::{discovery_state, preferences, profiles};
+use entities::discovery_state;
 use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, Statement, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{cursor, error::AppError, profiles::types::PublicProfile, state::AppState};
+use crate::{
+    cursor,
+    error::AppError,
+    profiles::{
+        cards::{to_public, CardRow, CARD_COLUMNS},
+        types::PublicProfile,
+    },
+    state::AppState,
+};
 
 /// Candidates appended per preparation.
 pub const BATCH: i64 = 200;
@@ -162,10 +170,15 @@ fn read_sql() -> String {
     format!(
         "WITH q AS MATERIALIZED (
              SELECT rank, candidate_id FROM discovery_queue WHERE user_id = $1 AND rank > $11
-             ORDER BY rank LIMIT $13)
-         SELECT q.rank, q.candidate_id FROM q
-         CROSS JOIN LATERAL (SELECT 1 AS ok FROM {from} WHERE {FILTERS} LIMIT 1) v
-         ORDER BY q.rank LIMIT $12",
+             ORDER BY rank LIMIT $13),
+         page AS (
+             SELECT q.rank, q.candidate_id FROM q
+             CROSS JOIN LATERAL (SELECT 1 AS ok FROM {from} WHERE {FILTERS} LIMIT 1) v
+             ORDER BY q.rank LIMIT $12)
+         SELECT page.rank, {CARD_COLUMNS}
+         FROM page JOIN profiles p ON p.user_id = page.candidate_id
+         LEFT JOIN profiles me ON me.user_id = $1
+         ORDER BY page.rank",
         from = from_one("q.candidate_id")
     )
 }
@@ -268,12 +281,6 @@ struct Cursor {
 }
 
 #[derive(FromQueryResult)]
-struct Ranked {
-    rank: f64,
-    candidate_id: Uuid,
-}
-
-#[derive(FromQueryResult)]
 struct Scored {
     user_id: Uuid,
     score: f32,
@@ -301,40 +308,88 @@ fn birthdate_bounds(age_min: i16, age_max: i16, today: NaiveDate) -> (NaiveDate,
     (after, before)
 }
 
-async fn me(state: &AppState, user_id: Uuid) -> Result<Me, AppError> {
-    let p = profiles::Entity::find_by_id(user_id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| incomplete("a profile"))?;
-    let prefs = preferences::Entity::find_by_id(user_id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("preferences row missing")))?;
-    let (Some(latitude), Some(longitude)) = (p.latitude, p.longitude) else {
+#[derive(FromQueryResult)]
+struct MeRow {
+    display_name: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    gender: Option<String>,
+    birthdate: Option<NaiveDate>,
+    intentions: Vec<String>,
+    age_min: i16,
+    age_max: i16,
+    max_distance_km: i32,
+    genders: Vec<String>,
+    generation: Option<i32>,
+    prepared_at: Option<DateTime<Utc>>,
+    last_rank: Option<f64>,
+    exhausted: Option<bool>,
+}
+
+/// Who I am, what I seek, and my queue's state, in one query.
+async fn me_and_queue(
+    state: &AppState,
+    user_id: Uuid,
+) -> Result<(Me, Option<discovery_state::Model>), AppError> {
+    let row = MeRow::find_by_statement(statement(
+        "SELECT p.display_name, p.latitude, p.longitude, p.gender, p.birthdate, p.intentions,
+                pr.age_min, pr.age_max, pr.max_distance_km, pr.genders,
+                d.generation, d.prepared_at, d.last_rank, d.exhausted
+         FROM profiles p JOIN preferences pr ON pr.user_id = p.user_id
+         LEFT JOIN discovery_state d ON d.user_id = p.user_id
+         WHERE p.user_id = $1",
+        vec![user_id.into()],
+    ))
+    .one(&state.db)
+    .await?
+    .ok_or_else(|| incomplete("a profile"))?;
+    let (Some(latitude), Some(longitude)) = (row.latitude, row.longitude) else {
         return Err(incomplete("`location`"));
     };
-    let gender = p.gender.ok_or_else(|| incomplete("`gender`"))?;
-    let birthdate = p.birthdate.ok_or_else(|| incomplete("`birthdate`"))?;
-    if p.display_name.is_none() {
+    let gender = row.gender.ok_or_else(|| incomplete("`gender`"))?;
+    let birthdate = row.birthdate.ok_or_else(|| incomplete("`birthdate`"))?;
+    if row.display_name.is_none() {
         return Err(incomplete("`display_name`"));
     }
-    if p.intentions.is_empty() {
+    if row.intentions.is_empty() {
         return Err(incomplete("`intentions`"));
     }
     let (born_after, born_before) =
-        birthdate_bounds(prefs.age_min, prefs.age_max, Utc::now().date_naive());
-    Ok(Me {
+        birthdate_bounds(row.age_min, row.age_max, Utc::now().date_naive());
+    let queue = match (
+        row.generation,
+        row.prepared_at,
+        row.last_rank,
+        row.exhausted,
+    ) {
+        (Some(generation), Some(prepared_at), Some(last_rank), Some(exhausted)) => {
+            Some(discovery_state::Model {
+                user_id,
+                generation,
+                prepared_at,
+                last_rank,
+                exhausted,
+            })
+        }
+        _ => None,
+    };
+    let me = Me {
         id: user_id,
         longitude,
         latitude,
-        max_distance_m: f64::from(prefs.max_distance_km) * 1000.0,
-        genders: prefs.genders,
+        max_distance_m: f64::from(row.max_distance_km) * 1000.0,
+        genders: row.genders,
         born_after,
         born_before,
         gender,
         birthdate,
-        intentions: p.intentions,
-    })
+        intentions: row.intentions,
+    };
+    Ok((me, queue))
+}
+
+async fn me(state: &AppState, user_id: Uuid) -> Result<Me, AppError> {
+    Ok(me_and_queue(state, user_id).await?.0)
 }
 
 fn statement(sql: &str, values: Vec<Value>) -> Statement {
@@ -464,9 +519,9 @@ async fn read(
     me: &Me,
     after_rank: f64,
     limit: u64,
-) -> Result<(Vec<Ranked>, f64), AppError> {
+) -> Result<(Vec<CardRow>, f64), AppError> {
     let window = (limit * 3).max(30);
-    let mut out: Vec<Ranked> = Vec::new();
+    let mut out: Vec<CardRow> = Vec::new();
     let mut from = after_rank;
     loop {
         let mut values = me.values();
@@ -474,12 +529,12 @@ async fn read(
         values.push(((limit - out.len() as u64) as i64).into());
         values.push((window as i64).into());
         out.extend(
-            Ranked::find_by_statement(statement(&read_sql(), values))
+            CardRow::find_by_statement(statement(&read_sql(), values))
                 .all(&state.db)
                 .await?,
         );
         if out.len() as u64 >= limit {
-            let last = out.last().map(|r| r.rank).unwrap_or(from);
+            let last = out.last().and_then(|r| r.rank).unwrap_or(from);
             return Ok((out, last));
         }
         // Too few survived: where did this window end (its last entry, kept or not)?
@@ -506,10 +561,7 @@ pub async fn page(
     cursor_text: Option<&str>,
     limit: u64,
 ) -> Result<Page, AppError> {
-    let me = me(state, user_id).await?;
-    let saved = discovery_state::Entity::find_by_id(user_id)
-        .one(&state.db)
-        .await?;
+    let (me, saved) = me_and_queue(state, user_id).await?;
     let (mut current, after_rank) = match cursor_text {
         None => {
             // Rebuild when old, or when it ran dry more than five minutes ago (newcomers may
@@ -550,9 +602,11 @@ pub async fn page(
         examined = end;
     }
     let exhausted = (rows.len() as u64) < limit && current.exhausted;
-    let last_rank = rows.last().map(|r| r.rank).unwrap_or(after_rank);
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.candidate_id).collect();
-    let items = crate::profiles::cards::load_ordered(state, user_id, &ids).await?;
+    let last_rank = rows.last().and_then(|r| r.rank).unwrap_or(after_rank);
+    let items = rows
+        .into_iter()
+        .map(|row| to_public(state, row))
+        .collect::<Result<Vec<_>, _>>()?;
     let next_cursor = (!exhausted).then(|| {
         cursor::encode(
             &state.cipher,

@@ -9,9 +9,11 @@ use uuid::Uuid;
 use super::types::{Gender, Intention, PublicProfile};
 use crate::{error::AppError, state::AppState, validation::age_on};
 
+/// A card as the SQL returns it; `rank` is set when it comes from a discovery queue.
 #[derive(FromQueryResult)]
-struct CardRow {
-    user_id: Uuid,
+pub(crate) struct CardRow {
+    pub(crate) rank: Option<f64>,
+    pub(crate) user_id: Uuid,
     display_name: Option<String>,
     birthdate: Option<chrono::NaiveDate>,
     gender: Option<String>,
@@ -22,17 +24,21 @@ struct CardRow {
     photo_ids: Vec<Uuid>,
 }
 
-const CARDS_SQL: &str = r#"
-SELECT p.user_id, p.display_name, p.birthdate, p.gender, p.bio_ciphertext, p.intentions,
+/// The card columns, over `p` (the person shown) and `me` (the viewer's profile).
+pub(crate) const CARD_COLUMNS: &str = "p.user_id, p.display_name, p.birthdate, p.gender, p.bio_ciphertext, p.intentions,
        ARRAY(SELECT unnest(p.intentions) INTERSECT SELECT unnest(me.intentions) ORDER BY 1) AS shared,
        CASE WHEN p.location IS NULL OR me.location IS NULL THEN NULL
             ELSE GREATEST(1, round(ST_Distance(p.location, me.location) / 1000.0))::int END AS distance_km,
        ARRAY(SELECT ph.id FROM photos ph WHERE ph.user_id = p.user_id AND ph.status = 'approved'
-             ORDER BY ph.position) AS photo_ids
-FROM profiles p
-LEFT JOIN profiles me ON me.user_id = $1
-WHERE p.user_id = ANY($2)
-"#;
+             ORDER BY ph.position) AS photo_ids";
+
+fn cards_sql() -> String {
+    format!(
+        "SELECT NULL::double precision AS rank, {CARD_COLUMNS}
+         FROM profiles p LEFT JOIN profiles me ON me.user_id = $1
+         WHERE p.user_id = ANY($2)"
+    )
+}
 
 pub(crate) fn intentions(stored: &[String]) -> Vec<Intention> {
     stored.iter().filter_map(|s| Intention::parse(s)).collect()
@@ -49,43 +55,43 @@ pub async fn load(
     }
     let stmt = Statement::from_sql_and_values(
         sea_orm::DatabaseBackend::Postgres,
-        CARDS_SQL,
+        cards_sql(),
         [viewer.into(), ids.to_vec().into()],
     );
     let rows = CardRow::find_by_statement(stmt).all(&state.db).await?;
+    rows.into_iter()
+        .map(|row| Ok((row.user_id, to_public(state, row)?)))
+        .collect()
+}
+
+/// Decrypts and shapes one card.
+pub(crate) fn to_public(state: &AppState, row: CardRow) -> Result<PublicProfile, AppError> {
     let today = Utc::now().date_naive();
     let base = &state.settings.public_base_url;
-    rows.into_iter()
-        .map(|row| {
-            let bio = row
-                .bio_ciphertext
-                .as_deref()
-                .map(|c| {
-                    state
-                        .cipher
-                        .decrypt_string(c, &format!("profiles.bio:{}", row.user_id))
-                })
-                .transpose()?;
-            Ok((
-                row.user_id,
-                PublicProfile {
-                    user_id: row.user_id,
-                    display_name: row.display_name,
-                    age: row.birthdate.map(|b| age_on(b, today)),
-                    gender: row.gender.as_deref().and_then(Gender::parse),
-                    bio,
-                    intentions: intentions(&row.intentions),
-                    shared_intentions: intentions(&row.shared),
-                    distance_km: row.distance_km,
-                    photos: row
-                        .photo_ids
-                        .iter()
-                        .map(|id| format!("{base}/v1/photos/{id}/full"))
-                        .collect(),
-                },
-            ))
+    let bio = row
+        .bio_ciphertext
+        .as_deref()
+        .map(|c| {
+            state
+                .cipher
+                .decrypt_string(c, &format!("profiles.bio:{}", row.user_id))
         })
-        .collect()
+        .transpose()?;
+    Ok(PublicProfile {
+        user_id: row.user_id,
+        display_name: row.display_name,
+        age: row.birthdate.map(|b| age_on(b, today)),
+        gender: row.gender.as_deref().and_then(Gender::parse),
+        bio,
+        intentions: intentions(&row.intentions),
+        shared_intentions: intentions(&row.shared),
+        distance_km: row.distance_km,
+        photos: row
+            .photo_ids
+            .iter()
+            .map(|id| format!("{base}/v1/photos/{id}/full"))
+            .collect(),
+    })
 }
 
 /// Cards in the order of `ids` (ids without a profile are skipped).
