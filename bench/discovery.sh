@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Discovery benchmark: seeds N profiles (once per N), starts a release API, then measures
 #  - GET /v1/discovery (warm queues, page depths 1-3) with wrk at concurrency 16 and 64,
-#  - the same page's SQL straight against PostgreSQL with pgbench (concurrency 16 and 64),
+#  - the same page's SQL straight against PostgreSQL with pgbench (prepared statements, like the API; c=16 and 64),
 #  - a hotspot: people within 10 km of central Paris,
 #  - POST /v1/swipes throughput,
 #  - background preparation cost per person (despacio-api prepare-queues),
@@ -91,12 +91,15 @@ run_wrk() { # name connections requests-file
 run_pgbench() { # name connections table
   echo "== pgbench $1 (c=$2, ${SECS}s)" | tee "$OUT/pgbench-$1.txt"
   sed "s/bench_users/$3/g" bench/page.sql >"$OUT/.page.sql"
-  (cd "$OUT" && rm -f pgbench_log.* && pgbench -h 127.0.0.1 -U postgres -n -c "$2" -j 2 -T "$SECS" -D nusers=200 -f .page.sql \
+  (cd "$OUT" && rm -f pgbench_log.* && pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$2" -j 2 -T "$SECS" -D nusers=200 -f .page.sql \
       --log --log-prefix=pgbench_log "$DB" 2>&1 | tee -a "pgbench-$1.txt")
   cat "$OUT"/pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "latency p50 %.2f ms, p99 %.2f ms (%d transactions)\n", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000, NR}' | tee -a "$OUT/pgbench-$1.txt"
   rm -f "$OUT"/pgbench_log.*
 }
 
+# Warm-up: every pool connection prepares its statements once (not measured).
+REQUESTS="$OUT/.requests" wrk -t2 -c32 -d5s -s bench/discovery.lua "$API" >/dev/null 2>&1 || true
+REQUESTS="$OUT/.requests-hotspot" wrk -t2 -c32 -d3s -s bench/discovery.lua "$API" >/dev/null 2>&1 || true
 run_wrk discovery-c16 16 "$OUT/.requests"
 run_pgbench discovery-c16 16 bench_users
 run_wrk discovery-c64 64 "$OUT/.requests"

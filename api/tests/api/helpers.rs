@@ -565,6 +565,20 @@ impl Drop for ApiProcess {
 }
 
 impl TestApp {
+    /// Runs a `despacio-api` command against this app's database and Redis.
+    pub fn run_cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_despacio-api"))
+            .args(args)
+            .env("DATABASE_URL", format!("{}/{}", pg_base(), self.db_name))
+            .env("REDIS_URL", redis_url())
+            .env("REDIS_PREFIX", &self.prefix)
+            .env("OUTBOX_DIR", &self.outbox)
+            .env("AUTO_MIGRATE", "false")
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("run despacio-api")
+    }
+
     pub fn spawn_process(&self) -> ApiProcess {
         use std::io::BufRead;
         let port = std::net::TcpListener::bind("127.0.0.1:0")

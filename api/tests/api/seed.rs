@@ -4,26 +4,15 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn seeded_people_can_log_in_and_discover_each_other() {
     let app = spawn_app().await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_despacio-api"))
-        .args([
-            "seed",
-            "--profiles",
-            "400",
-            "--swiper-share",
-            "0.2",
-            "--swipes-per-swiper",
-            "20",
-        ])
-        .env(
-            "DATABASE_URL",
-            format!("{}/{}", crate::helpers::pg_base(), app.db_name),
-        )
-        .env("REDIS_URL", crate::helpers::redis_url())
-        .env("OUTBOX_DIR", &app.outbox)
-        .env("AUTO_MIGRATE", "false")
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run");
+    let out = app.run_cli(&[
+        "seed",
+        "--profiles",
+        "400",
+        "--swiper-share",
+        "0.2",
+        "--swipes-per-swiper",
+        "20",
+    ]);
     assert!(
         out.status.success(),
         "{}",

@@ -291,22 +291,14 @@ async fn every_authenticated_operation_refuses_missing_and_revoked_tokens() {
 #[tokio::test]
 async fn the_cli_creates_the_first_admin_who_can_then_log_in() {
     let app = spawn_app().await;
-    let database_url = format!("{}/{}", crate::helpers::pg_base(), app.db_name);
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_despacio-api"))
-        .args([
-            "create-admin",
-            "--email",
-            "Root@Example.com",
-            "--password",
-            "a-long-admin-password",
-        ])
-        .env("DATABASE_URL", &database_url)
-        .env("REDIS_URL", crate::helpers::redis_url())
-        .env("OUTBOX_DIR", &app.outbox)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run");
+    let out = app.run_cli(&[
+        "create-admin",
+        "--email",
+        "Root@Example.com",
+        "--password",
+        "a-long-admin-password",
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -329,22 +321,15 @@ async fn the_cli_creates_the_first_admin_who_can_then_log_in() {
     assert_eq!(me["role"], "admin");
 
     // Run again as moderator on the same address: the account is promoted (here, demoted), not duplicated.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_despacio-api"))
-        .args([
-            "create-admin",
-            "--email",
-            "root@example.com",
-            "--password",
-            "a-long-admin-password",
-            "--role",
-            "moderator",
-        ])
-        .env("DATABASE_URL", &database_url)
-        .env("REDIS_URL", crate::helpers::redis_url())
-        .env("OUTBOX_DIR", &app.outbox)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run");
+    let out = app.run_cli(&[
+        "create-admin",
+        "--email",
+        "root@example.com",
+        "--password",
+        "a-long-admin-password",
+        "--role",
+        "moderator",
+    ]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("promoted"));
     let users: i64 = app
         .sql_value("SELECT count(*) FROM users")
