@@ -49,7 +49,7 @@ use crate::{
 /// Candidates appended per preparation.
 pub const BATCH: i64 = 200;
 /// How many of the nearest candidates one preparation scores (see the module docs).
-pub const WINDOW: i64 = 2000;
+pub const WINDOW: i64 = 1000;
 /// Set inside preparation transactions so the candidate window is read by a KNN index scan.
 const KNN_ONLY: &str = "SET LOCAL enable_bitmapscan = off";
 /// A first page rebuilds a queue older than this.
