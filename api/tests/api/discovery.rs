@@ -437,3 +437,22 @@ async fn a_page_walks_past_long_runs_of_filtered_candidates() {
     let expected: Vec<Uuid> = people[35..].iter().map(|p| p.id).collect();
     assert_eq!(seen, expected);
 }
+
+#[tokio::test]
+async fn newcomers_get_a_first_exposure_bonus() {
+    let app = spawn_app().await;
+    let me = app.person_at(PARIS.0, PARIS.1).await;
+    let veteran = app.person(json!({"location": km_east(3.0)})).await;
+    let newcomer = app.person(json!({"location": km_east(8.0)})).await;
+    app.sql(&format!(
+        "UPDATE users SET created_at = now() - interval '30 days' WHERE id <> '{}'",
+        newcomer.id
+    ))
+    .await;
+    app.sql("UPDATE users SET last_active_at = now()").await;
+
+    let order = everyone(&app, &me).await;
+
+    // 5 km farther costs 4 points of proximity; being under 72 hours old is worth 10.
+    assert_eq!(order, vec![newcomer.id, veteran.id]);
+}
