@@ -40,12 +40,17 @@ impl RedisKeys {
 
     /// The pub/sub channel of a person's events.
     pub fn events_channel(&self, user_id: &uuid::Uuid) -> String {
-        format!("{}events:user:{user_id}", self.prefix)
+        format!("{}{user_id}", self.events_channel_prefix())
+    }
+
+    /// What every person's events channel starts with (the user id follows).
+    pub fn events_channel_prefix(&self) -> String {
+        format!("{}events:user:", self.prefix)
     }
 
     /// The pattern matching every person's events channel.
     pub fn events_pattern(&self) -> String {
-        format!("{}events:user:*", self.prefix)
+        format!("{}*", self.events_channel_prefix())
     }
 
     /// Pub/sub channel telling gateways that a conversation is closed (unmatch, block).

@@ -8,18 +8,23 @@ use uuid::Uuid;
 
 use crate::{cursor, error::AppError, profiles::types::PublicProfile, state::AppState};
 
-const SQL: &str = r#"
-SELECT l.swiper_id, l.created_at FROM swipes l
+/// Likes to `$1` still waiting for an answer, from people who may still be seen.
+const WAITING: &str = "FROM swipes l
 JOIN users u ON u.id = l.swiper_id
 WHERE l.target_id = $1 AND l.action = 'like'
   AND (u.status = 'active' OR (u.status = 'suspended' AND u.suspended_until <= now()))
   AND NOT EXISTS (SELECT 1 FROM swipes m WHERE m.swiper_id = $1 AND m.target_id = l.swiper_id)
   AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = l.swiper_id)
-  AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = l.swiper_id AND b.blocked_id = $1)
-  AND (l.created_at, l.swiper_id) < ($2, $3)
-ORDER BY l.created_at DESC, l.swiper_id DESC
-LIMIT $4
-"#;
+  AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = l.swiper_id AND b.blocked_id = $1)";
+
+fn page_sql() -> String {
+    format!(
+        "SELECT l.swiper_id, l.created_at {WAITING}
+           AND (l.created_at, l.swiper_id) < ($2, $3)
+         ORDER BY l.created_at DESC, l.swiper_id DESC
+         LIMIT $4"
+    )
+}
 
 #[derive(FromQueryResult)]
 struct Row {
@@ -49,7 +54,7 @@ pub async fn page(
     };
     let stmt = Statement::from_sql_and_values(
         sea_orm::DatabaseBackend::Postgres,
-        SQL,
+        page_sql(),
         [
             me.into(),
             after.t.into(),
@@ -74,18 +79,10 @@ pub async fn page(
 /// How many people currently wait for my answer (for `likes.changed` events).
 pub async fn count(state: &AppState, me: Uuid) -> Result<i64, AppError> {
     use sea_orm::ConnectionTrait;
-    let sql = format!(
-        "SELECT count(*) AS n FROM ({}) waiting",
-        SQL.replace("LIMIT $4", "")
-    );
     let stmt = Statement::from_sql_and_values(
         sea_orm::DatabaseBackend::Postgres,
-        sql.replace("$4", ""),
-        [
-            me.into(),
-            DateTime::<Utc>::MAX_UTC.into(),
-            Uuid::max().into(),
-        ],
+        format!("SELECT count(*) AS n {WAITING}"),
+        [me.into()],
     );
     let row = state.db.query_one(stmt).await?;
     Ok(row

@@ -101,10 +101,7 @@ impl EventBus {
         subscriber.psubscribe(keys.events_pattern()).await?;
         let listeners: Listeners = Arc::default();
         let mut messages = subscriber.message_rx();
-        let prefix = keys
-            .events_channel(&Uuid::nil())
-            .trim_end_matches(&Uuid::nil().to_string())
-            .to_owned();
+        let prefix = keys.events_channel_prefix();
         let fan_out = listeners.clone();
         tokio::spawn(async move {
             while let Ok(message) = messages.recv().await {

@@ -252,6 +252,15 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// An anonymous GET.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Response {
         self.client
             .post(self.url(path))

@@ -7,22 +7,9 @@ use crate::helpers::{assert_problem, header, spawn_app};
 #[tokio::test]
 async fn health_and_readiness_answer() {
     let app = spawn_app().await;
-    let health: Value = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let health: Value = app.get("/healthz").await.json().await.expect("json");
     assert_eq!(health["status"], "ok");
-    let resp = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("request");
+    let resp = app.get("/readyz").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let ready: Value = resp.json().await.expect("json");
     assert_eq!(ready["postgres"], "ok");
@@ -40,15 +27,7 @@ async fn metrics_count_requests_by_route_template_and_status() {
     .await;
     app.get_authed("/v1/me", &user.access).await;
 
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let text = app.get("/metrics").await.text().await.expect("text");
 
     assert!(
         text.contains(
@@ -89,28 +68,14 @@ async fn request_ids_are_echoed_or_made() {
         .expect("request");
     let made = header(resp.headers(), "x-request-id").expect("made");
     assert!(uuid::Uuid::parse_str(&made).is_ok());
-    let resp = app
-        .client
-        .get(app.url("/v1/nope"))
-        .send()
-        .await
-        .expect("request");
+    let resp = app.get("/v1/nope").await;
     assert!(header(resp.headers(), "x-request-id").is_some());
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let app = spawn_app().await;
-    assert_problem(
-        app.client
-            .get(app.url("/v1/nothing-here"))
-            .send()
-            .await
-            .expect("request"),
-        404,
-        "not-found",
-    )
-    .await;
+    assert_problem(app.get("/v1/nothing-here").await, 404, "not-found").await;
     assert_problem(
         app.client
             .delete(app.url("/v1/auth/login"))
@@ -126,53 +91,27 @@ async fn unknown_routes_and_methods_are_problems() {
 #[tokio::test]
 async fn swagger_ui_is_served_from_the_binary_and_points_at_our_spec() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .get(app.url("/docs"))
-        .send()
-        .await
-        .expect("request");
+    let resp = app.get("/docs").await;
     assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
     assert_eq!(
         header(resp.headers(), "location").as_deref(),
         Some("/docs/")
     );
 
-    let page = app
-        .client
-        .get(app.url("/docs/"))
-        .send()
-        .await
-        .expect("request");
+    let page = app.get("/docs/").await;
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.expect("html").contains("swagger-ui"));
     let init = app
-        .client
-        .get(app.url("/docs/swagger-initializer.js"))
-        .send()
+        .get("/docs/swagger-initializer.js")
         .await
-        .expect("request")
         .text()
         .await
         .expect("js");
     assert!(init.contains("/openapi.json"), "{init}");
-    let bundle = app
-        .client
-        .get(app.url("/docs/swagger-ui-bundle.js"))
-        .send()
-        .await
-        .expect("request");
+    let bundle = app.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(bundle.status(), StatusCode::OK);
 
-    let spec: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let spec: Value = app.get("/openapi.json").await.json().await.expect("json");
     assert_eq!(
         spec["components"]["securitySchemes"]["BearerAuth"]["scheme"],
         "bearer"

@@ -34,12 +34,7 @@ pub fn forge(
 #[tokio::test]
 async fn no_token_is_a_401_problem() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .get(app.url("/v1/me"))
-        .send()
-        .await
-        .expect("request");
+    let resp = app.get("/v1/me").await;
     assert_problem(resp, 401, "unauthorized").await;
 }
 
@@ -163,11 +158,8 @@ async fn a_partner_verifies_access_tokens_with_the_published_jwks() {
     let user = app.register().await;
 
     let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
+        .get("/.well-known/jwks.json")
         .await
-        .expect("request")
         .json()
         .await
         .expect("json");
