@@ -174,7 +174,7 @@ pub enum LogFormat {
 }
 
 /// The seed of the development signing key. Public on purpose: refused in production.
-const DEV_JWT_SEED: &str = "despacio-dev-jwt-signing-key";
+use entities::auth::DEV_JWT_SEED;
 const DEV_DATA_KEY_SEED: &str = "despacio-dev-data-encryption-key";
 const DEV_BLIND_INDEX_SEED: &str = "despacio-dev-blind-index-key";
 

@@ -8,6 +8,10 @@ pub const ISSUER: &str = "despacio";
 /// Audience (`aud`) of every access token.
 pub const AUDIENCE: &str = "despacio-api";
 
+/// The seed of the development signing key (SHA-256 of this text is the Ed25519 seed). Public on
+/// purpose: the API and the gateway refuse it in production.
+pub const DEV_JWT_SEED: &str = "despacio-dev-jwt-signing-key";
+
 /// A person's role; each role includes the powers of the ones before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -68,6 +68,52 @@ impl RedisKeys {
         format!("{}chat:{resonance_id}:*", self.prefix)
     }
 
+    /// A conversation's metadata hash: its two members (`a`, `b`) and the stream positions that
+    /// say how complete its history is (`floor`, `trimmed`, `last`; see [`crate::chat`]).
+    pub fn chat_meta(&self, resonance_id: &uuid::Uuid) -> String {
+        format!("{}chat:{resonance_id}:meta", self.prefix)
+    }
+
+    /// Client message ids already stored in a conversation (`sender:client_id` → `id sent_at`).
+    pub fn chat_clients(&self, resonance_id: &uuid::Uuid) -> String {
+        format!("{}chat:{resonance_id}:clients", self.prefix)
+    }
+
+    /// Read marks of a conversation (`user` → last message id read).
+    pub fn chat_reads(&self, resonance_id: &uuid::Uuid) -> String {
+        format!("{}chat:{resonance_id}:reads", self.prefix)
+    }
+
+    /// Set once a conversation is closed, so a gateway never restores its metadata afterwards.
+    pub fn chat_closed(&self, resonance_id: &uuid::Uuid) -> String {
+        format!("{}chat:{resonance_id}:closed", self.prefix)
+    }
+
+    /// Everything about chat that is not a conversation's own key starts with this.
+    pub fn chat_prefix(&self) -> String {
+        format!("{}chat:", self.prefix)
+    }
+
+    /// The pub/sub channel of one person's chat traffic (every gateway holding them listens).
+    pub fn chat_user_channel(&self, user_id: &uuid::Uuid) -> String {
+        format!("{}chat:user:{user_id}", self.prefix)
+    }
+
+    /// A person's presence: a sorted set of gateway instances holding them, scored by expiry.
+    pub fn chat_presence(&self, user_id: &uuid::Uuid) -> String {
+        format!("{}chat:presence:{user_id}", self.prefix)
+    }
+
+    /// When a person was last seen online (RFC 3339).
+    pub fn chat_last_seen(&self, user_id: &uuid::Uuid) -> String {
+        format!("{}chat:lastseen:{user_id}", self.prefix)
+    }
+
+    /// The pub/sub channel announcing a person's presence changes.
+    pub fn chat_presence_channel(&self, user_id: &uuid::Uuid) -> String {
+        format!("{}chat:presence-changes:{user_id}", self.prefix)
+    }
+
     /// A stored answer to a POST with an `Idempotency-Key`.
     pub fn idempotency(&self, scope: &str, key: &str) -> String {
         format!("{}idem:{scope}:{key}", self.prefix)

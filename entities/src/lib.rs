@@ -11,13 +11,17 @@
 //! - [`reports`], [`moderation_actions`]: moderation and its audit trail.
 //! - [`analytics_aggregates`]: anonymous counts.
 //! - [`auth`]: the access-token claims and role names every service agrees on.
+//! - [`chat`]: the chat store's layout in Redis and its scripts (API and gateway share them).
+//! - [`events`]: the per-person event bus's Redis layout (SSE; the gateway publishes to it).
 //! - [`keys`]: Redis key and channel names, so the API and the gateway never drift apart.
 
 pub mod analytics_aggregates;
 pub mod auth;
 pub mod blocks;
+pub mod chat;
 pub mod discovery_queue;
 pub mod discovery_state;
+pub mod events;
 pub mod keys;
 pub mod magic_links;
 pub mod moderation_actions;

@@ -23,17 +23,8 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 
-/// Entries kept per person for replay.
-pub const REPLAY_LEN: usize = 200;
-/// Seconds a person's replay buffer lives after the last event.
-pub const REPLAY_TTL_S: u64 = 3600;
-
-const PUBLISH: &str = r#"
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1])
-return id
-"#;
+use entities::events::{EventBody as Body, PUBLISH};
+pub use entities::events::{REPLAY_LEN, REPLAY_TTL_S};
 
 /// One event for one person. `type` says what happened; `data` carries its fields.
 #[derive(Object, Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -61,14 +52,6 @@ impl Example for ServerEvent {
             at: DateTime::from_timestamp(1_795_564_412, 0).unwrap_or_default(),
         }
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct Body {
-    #[serde(rename = "type")]
-    kind: String,
-    data: serde_json::Value,
-    at: DateTime<Utc>,
 }
 
 type Listeners = Arc<Mutex<HashMap<Uuid, broadcast::Sender<ServerEvent>>>>;

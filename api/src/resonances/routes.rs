@@ -1,4 +1,5 @@
-//! `POST /v1/swipes`, `GET /v1/resonances`, `DELETE /v1/resonances/{id}`.
+//! `POST /v1/swipes`, `GET /v1/resonances`, `DELETE /v1/resonances/{id}`,
+//! `GET /v1/resonances/{id}/messages`.
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
@@ -18,6 +19,7 @@ use crate::{
 error_set!(SwipeErrors: [400, 401, 403, 404, 409, 413, 422, 429]);
 error_set!(ListErrors: [400, 401, 403]);
 error_set!(UnmatchErrors: [400, 401, 403, 404]);
+error_set!(HistoryErrors: [400, 401, 403, 404]);
 
 /// `like` or `pass`.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +148,51 @@ pub enum Unmatched {
     NoContent,
 }
 
+/// One chat message: the same fields as the gateway's `message` frame.
+#[derive(Object)]
+#[oai(example)]
+pub struct ChatMessage {
+    pub resonance_id: Uuid,
+    /// Ordered within the conversation; `after=` takes it.
+    pub message_id: String,
+    pub sender_id: Uuid,
+    /// The sender's own id for the message (de-duplicates retries).
+    pub client_id: String,
+    pub body: String,
+    pub sent_at: DateTime<Utc>,
+}
+
+impl Example for ChatMessage {
+    fn example() -> Self {
+        Self {
+            resonance_id: Uuid::nil(),
+            message_id: "1795564412000-0".into(),
+            sender_id: Uuid::nil(),
+            client_id: "c-7f3a".into(),
+            body: "On se voit jeudi ?".into(),
+            sent_at: DateTime::from_timestamp(1_795_564_412, 0).unwrap_or_default(),
+        }
+    }
+}
+
+/// A conversation's stored messages, oldest first.
+#[derive(Object)]
+#[oai(example)]
+pub struct MessagePage {
+    pub items: Vec<ChatMessage>,
+    /// The last message id of this page when more follow (pass it as `after`), else null.
+    pub next_cursor: Option<String>,
+}
+
+impl Example for MessagePage {
+    fn example() -> Self {
+        Self {
+            items: vec![ChatMessage::example()],
+            next_cursor: None,
+        }
+    }
+}
+
 pub struct ResonancesApi;
 
 #[OpenApi(prefix_path = "/v1", tag = "ApiTags::Resonances")]
@@ -214,6 +261,47 @@ impl ResonancesApi {
                     created_at: i.created_at,
                     last_activity_at: i.last_activity_at,
                     profile: i.profile,
+                })
+                .collect(),
+            next_cursor,
+        }))
+    }
+
+    /// A conversation's messages
+    ///
+    /// What the chat store holds for this résonance, oldest first: the same messages, with the
+    /// same fields, that the gateway sends as `message` frames. Messages live 24 hours. Page with
+    /// `after=<message_id>` (exclusive) or the page's `next_cursor`; `limit` 1 to 200 (default
+    /// 50). Only the two members of an active résonance may read it (404 otherwise, also after an
+    /// unmatch or a block).
+    #[oai(
+        path = "/resonances/:id/messages",
+        method = "get",
+        operation_id = "listMessages"
+    )]
+    async fn messages(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        /// Return messages after this message id (exclusive).
+        after: Query<Option<String>>,
+        /// 1 to 200 (default 50).
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<MessagePage>, ApiError<HistoryErrors>> {
+        let limit = cursor::limit(limit.0, 50, 200)?;
+        let (items, next_cursor) =
+            service::history(&state, auth.0.user_id, id.0, after.0.as_deref(), limit).await?;
+        Ok(Json(MessagePage {
+            items: items
+                .into_iter()
+                .map(|m| ChatMessage {
+                    resonance_id: id.0,
+                    message_id: m.message_id,
+                    sender_id: m.sender_id,
+                    client_id: m.client_id,
+                    body: m.body,
+                    sent_at: m.sent_at,
                 })
                 .collect(),
             next_cursor,

@@ -174,6 +174,7 @@ pub async fn swipe(
 
     if created {
         if let Some(r) = &resonance {
+            open_conversation(state, r.id, a, b).await?;
             for (to, other) in [(me, target), (target, me)] {
                 state
                     .events
@@ -313,7 +314,7 @@ pub async fn end_between(
     .one(&state.db)
     .await?;
     let Some(ended) = ended else { return Ok(None) };
-    close_conversation(state, ended.id).await?;
+    close_conversation(state, ended.id, [a, b]).await?;
     for user in [me, other] {
         state
             .events
@@ -323,8 +324,35 @@ pub async fn end_between(
     Ok(Some(ended.id))
 }
 
-/// Deletes a conversation's messages and tells every gateway to close it.
-async fn close_conversation(state: &AppState, resonance_id: Uuid) -> Result<(), AppError> {
+/// Records a new conversation's members for the chat gateways (complete history from `0-0`).
+async fn open_conversation(
+    state: &AppState,
+    resonance_id: Uuid,
+    a: Uuid,
+    b: Uuid,
+) -> Result<(), AppError> {
+    use fred::prelude::LuaInterface;
+    let _: String = state
+        .redis
+        .eval(
+            entities::chat::META_RESTORE,
+            vec![
+                state.keys.chat_meta(&resonance_id),
+                state.keys.chat_closed(&resonance_id),
+            ],
+            vec![a.to_string(), b.to_string(), "0-0".to_owned()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Deletes a conversation's messages and metadata, leaves a tombstone so no gateway restores
+/// it, and tells every gateway to close it.
+async fn close_conversation(
+    state: &AppState,
+    resonance_id: Uuid,
+    members: [Uuid; 2],
+) -> Result<(), AppError> {
     use fred::prelude::{KeysInterface, PubsubInterface};
     let mut keys: Vec<String> = vec![state.keys.chat_stream(&resonance_id)];
     let mut scan = fred::prelude::Pool::next(&state.redis).scan_buffered(
@@ -341,12 +369,23 @@ async fn close_conversation(state: &AppState, resonance_id: Uuid) -> Result<(), 
     keys.sort();
     keys.dedup();
     let _: i64 = state.redis.del(keys).await?;
+    let _: () = state
+        .redis
+        .set(
+            state.keys.chat_closed(&resonance_id),
+            "1",
+            Some(fred::types::Expiration::EX(86_400)),
+            None,
+            false,
+        )
+        .await?;
     let _: i64 = state
         .redis
         .next()
         .publish(
             state.keys.conversations_channel(),
-            json!({"resonance_id": resonance_id, "state": "closed"}).to_string(),
+            json!({"resonance_id": resonance_id, "state": "closed", "members": members})
+                .to_string(),
         )
         .await?;
     Ok(())
@@ -373,6 +412,90 @@ pub async fn unmatch(state: &AppState, me: Uuid, resonance_id: Uuid) -> Result<(
     };
     end_between(state, me, other, "unmatch").await?;
     Ok(())
+}
+
+/// One chat message as the history returns it (the gateway's `message` frame, without `type`).
+pub struct StoredMessage {
+    pub message_id: String,
+    pub sender_id: Uuid,
+    pub client_id: String,
+    pub body: String,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// `GET /v1/resonances/{id}/messages`: what the chat store holds after `after`, oldest first.
+pub async fn history(
+    state: &AppState,
+    me: Uuid,
+    resonance_id: Uuid,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<(Vec<StoredMessage>, Option<String>), AppError> {
+    use entities::chat::{StreamId, MESSAGE_TTL_MS};
+    use fred::prelude::StreamsInterface;
+    let after = match after {
+        None => StreamId::ZERO,
+        Some(text) => text
+            .parse::<StreamId>()
+            .map_err(|()| AppError::BadRequest {
+                detail: "`after` is a message id (`<ms>-<seq>`)".into(),
+                field: Some("after".into()),
+            })?,
+    };
+    let member = state
+        .db
+        .query_one(stmt(
+            "SELECT 1 AS one FROM resonances WHERE id = $1 AND ended_at IS NULL AND (user_a = $2 OR user_b = $2)",
+            vec![resonance_id.into(), me.into()],
+        ))
+        .await?
+        .is_some();
+    if !member {
+        return Err(AppError::NotFound(
+            "no active résonance of yours has this id",
+        ));
+    }
+    // Nothing older than 24 h is ever returned, even before the next write trims it.
+    let horizon = StreamId {
+        ms: (Utc::now().timestamp_millis().max(0) as u64).saturating_sub(MESSAGE_TTL_MS),
+        seq: 0,
+    };
+    let start = if horizon > after {
+        horizon.to_string()
+    } else {
+        format!("({after}")
+    };
+    let entries: Vec<(String, std::collections::HashMap<String, String>)> = state
+        .redis
+        .xrange(
+            state.keys.chat_stream(&resonance_id),
+            start,
+            "+",
+            Some(limit + 1),
+        )
+        .await?;
+    let more = entries.len() as u64 > limit;
+    let items: Vec<StoredMessage> = entries
+        .into_iter()
+        .take(limit as usize)
+        .filter_map(|(id, mut fields)| {
+            Some(StoredMessage {
+                message_id: id,
+                sender_id: fields.get("s")?.parse().ok()?,
+                client_id: fields.remove("c").unwrap_or_default(),
+                body: fields.remove("b").unwrap_or_default(),
+                sent_at: DateTime::parse_from_rfc3339(fields.get("t")?)
+                    .ok()?
+                    .with_timezone(&Utc),
+            })
+        })
+        .collect();
+    let next = if more {
+        items.last().map(|m| m.message_id.clone())
+    } else {
+        None
+    };
+    Ok((items, next))
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 mod auth;
 mod blocks;
 mod browser;
+mod chat;
+mod chat_client;
 mod discovery;
 mod events;
 mod helpers;

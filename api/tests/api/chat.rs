@@ -1,0 +1,629 @@
+//! The chat gateway, end to end: real `despacio-gateway` processes, real Redis and PostgreSQL,
+//! the real API for résonances, unmatch, blocks and sessions. Every frame is checked against
+//! `openapi/asyncapi.json`.
+use std::collections::{HashMap, HashSet};
+
+use fred::prelude::{KeysInterface, StreamsInterface};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+use crate::{
+    chat_client::{Auth, ChatClient},
+    helpers::{spawn_app, Sse},
+};
+
+const LIVE: &[&str] = &["presence", "typing", "read"];
+
+#[tokio::test]
+async fn messages_cross_gateways_acked_after_storage_and_never_twice() {
+    let app = spawn_app().await;
+    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+
+    let mut a = ChatClient::connect(&g1.url, &alice).await;
+    let mut a_phone = ChatClient::connect(&g2.url, &alice).await;
+    let mut b = ChatClient::connect(&g2.url, &bob).await;
+
+    let ack = a.say(resonance, "m-1", "Bonjour ☀️").await;
+    assert_eq!(ack["duplicate"], false);
+    let id = ack["message_id"].as_str().expect("id").to_owned();
+    // Acked means stored: the stream already holds it, with a 24 h life.
+    let stream = app.state.keys.chat_stream(&resonance);
+    let len: i64 = app.state.redis.xlen(&stream).await.expect("xlen");
+    assert_eq!(len, 1);
+    let ttl: i64 = app.state.redis.pttl(&stream).await.expect("pttl");
+    assert!(ttl > 86_000_000 && ttl <= 86_400_000, "{ttl}");
+
+    let got = b.next_of("message", LIVE).await;
+    assert_eq!(got["message_id"], id.as_str());
+    assert_eq!(got["body"], "Bonjour ☀️");
+    assert_eq!(got["sender_id"], alice.id.to_string());
+    assert_eq!(got["client_id"], "m-1");
+    assert_eq!(got["resonance_id"], resonance.to_string());
+    // The sender's other device, on the other gateway, gets it too.
+    let mine = a_phone.next_of("message", LIVE).await;
+    assert_eq!(mine["message_id"], id.as_str());
+
+    // A retry with the same client id is acked with the same id and not delivered again.
+    let again = a.say(resonance, "m-1", "Bonjour ☀️").await;
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["message_id"], id.as_str());
+    assert_eq!(again["sent_at"], ack["sent_at"]);
+    let second = a.say(resonance, "m-2", "Ça va ?").await;
+    let next = b.next_of("message", LIVE).await;
+    assert_eq!(
+        next["message_id"], second["message_id"],
+        "the retry was not re-delivered"
+    );
+    // The sending connection never receives its own message back.
+    a.send(json!({"type": "ping"})).await;
+    assert_eq!(a.next_of("pong", LIVE).await["type"], "pong");
+
+    // Bob answers; ids are ordered within the conversation.
+    let reply = b.say(resonance, "r-1", "Oui !").await;
+    let reply_id: entities::chat::StreamId = reply["message_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("stream id");
+    let second_id: entities::chat::StreamId = second["message_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("stream id");
+    assert!(reply_id > second_id);
+    assert_eq!(a.next_of("message", LIVE).await["body"], "Oui !");
+
+    // The REST history reads the same store, in the same shape, oldest first, paged.
+    let page = app
+        .get_json(
+            &format!("/v1/resonances/{resonance}/messages?limit=2"),
+            &bob.access,
+        )
+        .await;
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["message_id"], id.as_str());
+    assert_eq!(items[0]["body"], "Bonjour ☀️");
+    assert_eq!(items[0]["sender_id"], alice.id.to_string());
+    assert_eq!(items[0]["client_id"], "m-1");
+    assert_eq!(
+        items[0]["sent_at"].as_str().map(|s| !s.is_empty()),
+        Some(true)
+    );
+    let cursor = page["next_cursor"].as_str().expect("more");
+    let rest = app
+        .get_json(
+            &format!("/v1/resonances/{resonance}/messages?after={cursor}"),
+            &bob.access,
+        )
+        .await;
+    assert_eq!(rest["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(rest["items"][0]["body"], "Oui !");
+    assert_eq!(rest["next_cursor"], Value::Null);
+    // Someone else cannot read it; a bad `after` is a 400 naming the field.
+    let carol = app.person(json!({})).await;
+    let resp = app
+        .get_authed(
+            &format!("/v1/resonances/{resonance}/messages"),
+            &carol.access,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = app
+        .get_authed(
+            &format!("/v1/resonances/{resonance}/messages?after=yesterday"),
+            &bob.access,
+        )
+        .await;
+    let problem = crate::helpers::assert_problem(resp, 400, "bad-request").await;
+    assert_eq!(problem["field"], "after");
+    drop((g1, g2));
+}
+
+#[tokio::test]
+async fn resume_replays_what_was_missed_in_order_exactly_once() {
+    let app = spawn_app().await;
+    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut a = ChatClient::connect(&g1.url, &alice).await;
+    let mut b = ChatClient::connect(&g2.url, &bob).await;
+    let first = a.say(resonance, "c-0", "zero").await;
+    assert_eq!(b.next_of("message", LIVE).await["body"], "zero");
+    drop(b);
+
+    let mut ids = Vec::new();
+    for i in 1..=5 {
+        ids.push(a.say(resonance, &format!("c-{i}"), &format!("n{i}")).await["message_id"].clone());
+    }
+    // Bob comes back on the other gateway and resumes from the last id he saw.
+    let mut b = ChatClient::connect(&g1.url, &bob).await;
+    b.send(json!({"type": "resume", "positions": {resonance.to_string(): first["message_id"]}}))
+        .await;
+    let mut got = Vec::new();
+    let resumed = loop {
+        let frame = b.next().await;
+        match frame["type"].as_str() {
+            Some("message") => got.push(frame["message_id"].clone()),
+            Some("resumed") => break frame,
+            other => panic!("unexpected {other:?}: {frame}"),
+        }
+    };
+    assert_eq!(got, ids, "everything after the position, in order, once");
+    assert_eq!(resumed["recovered"], true);
+    assert_eq!(resumed["replayed"], 5);
+    assert_eq!(resumed["latest_message_id"], ids[4]);
+    // Presence of the other member comes with the resume.
+    let presence = b.next_of("presence", &[]).await;
+    assert_eq!(presence["user_id"], alice.id.to_string());
+    assert_eq!(presence["online"], true);
+
+    // From nothing (a new device): the whole stored history.
+    let mut fresh = ChatClient::connect(&g2.url, &bob).await;
+    fresh
+        .send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
+        .await;
+    let mut count = 0;
+    loop {
+        let frame = fresh.next().await;
+        if frame["type"] == "resumed" {
+            assert_eq!(frame["recovered"], true);
+            break;
+        }
+        count += 1;
+    }
+    assert_eq!(count, 6);
+    // A live message after the resume arrives once.
+    a.say(resonance, "c-6", "six").await;
+    assert_eq!(b.next_of("message", LIVE).await["body"], "six");
+    drop((g1, g2));
+}
+
+#[tokio::test]
+async fn lost_history_is_never_silent() {
+    let app = spawn_app().await;
+    let gateway = app.spawn_gateway(&[]);
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut a = ChatClient::connect(&gateway.url, &alice).await;
+    let seen = a.say(resonance, "x-1", "one").await["message_id"].clone();
+    a.say(resonance, "x-2", "two").await;
+
+    // Redis loses the conversation (flush of its keys).
+    let keys = &app.state.keys;
+    let deleted: i64 = app
+        .state
+        .redis
+        .del(vec![
+            keys.chat_meta(&resonance),
+            keys.chat_stream(&resonance),
+            keys.chat_clients(&resonance),
+        ])
+        .await
+        .expect("del");
+    assert_eq!(deleted, 3);
+
+    let mut b = ChatClient::connect(&gateway.url, &bob).await;
+    b.send(json!({"type": "resume", "positions": {resonance.to_string(): seen}}))
+        .await;
+    let resumed = b.next_of("resumed", &[]).await;
+    assert_eq!(
+        resumed["recovered"], false,
+        "the client must reload: {resumed}"
+    );
+    assert_eq!(resumed["replayed"], 0);
+    // The conversation still works: its members come back from PostgreSQL.
+    let ack = a.say(resonance, "x-3", "three").await;
+    assert_eq!(ack["duplicate"], false);
+    assert_eq!(b.next_of("message", LIVE).await["body"], "three");
+    // Resuming from a position before the loss still says so.
+    let mut again = ChatClient::connect(&gateway.url, &bob).await;
+    again
+        .send(json!({"type": "resume", "positions": {resonance.to_string(): seen}}))
+        .await;
+    let mut replayed = 0;
+    loop {
+        let frame = again.next().await;
+        if frame["type"] == "resumed" {
+            assert_eq!(frame["recovered"], false);
+            break;
+        }
+        replayed += 1;
+    }
+    assert_eq!(replayed, 1, "what is still there is replayed");
+}
+
+#[tokio::test]
+async fn a_killed_gateway_loses_no_acked_message() {
+    let app = spawn_app().await;
+    let mut g1 = app.spawn_gateway(&[("RATE_LIMITS", "messages_per_minute=10000/60")]);
+    let g2 = app.spawn_gateway(&[("RATE_LIMITS", "messages_per_minute=10000/60")]);
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut a = ChatClient::connect(&g1.url, &alice).await;
+    let mut b = ChatClient::connect(&g1.url, &bob).await;
+
+    // Alice sends 40 messages without waiting; the gateway is killed after 20 acks.
+    for i in 0..40 {
+        a.send(json!({"type": "send", "resonance_id": resonance, "client_id": format!("k-{i}"), "body": format!("{i}")}))
+            .await;
+    }
+    let mut acked: HashMap<String, String> = HashMap::new();
+    while acked.len() < 20 {
+        let ack = a.next_of("ack", LIVE).await;
+        acked.insert(
+            ack["client_id"].as_str().expect("c").to_owned(),
+            ack["message_id"].as_str().expect("id").to_owned(),
+        );
+    }
+    g1.kill();
+    // Whatever else was acked before the socket died counts too.
+    while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        futures_util::StreamExt::next(&mut a.ws),
+    )
+    .await
+    {
+        let frame: Value = serde_json::from_str(&text).expect("json");
+        if frame["type"] == "ack" {
+            acked.insert(
+                frame["client_id"].as_str().expect("c").to_owned(),
+                frame["message_id"].as_str().expect("id").to_owned(),
+            );
+        }
+    }
+    // Bob saw some messages live before the crash; his last seen id is his position.
+    let mut bob_seen: Vec<String> = Vec::new();
+    while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        futures_util::StreamExt::next(&mut b.ws),
+    )
+    .await
+    {
+        let frame: Value = serde_json::from_str(&text).expect("json");
+        if frame["type"] == "message" {
+            bob_seen.push(frame["message_id"].as_str().expect("id").to_owned());
+        }
+    }
+
+    // Both reconnect to the surviving gateway. Alice re-sends what was not acked (same client
+    // ids); Bob resumes from his last seen id.
+    let mut a = ChatClient::connect(&g2.url, &alice).await;
+    for i in 0..40 {
+        let client_id = format!("k-{i}");
+        if let std::collections::hash_map::Entry::Vacant(slot) = acked.entry(client_id.clone()) {
+            let ack = a.say(resonance, &client_id, &format!("{i}")).await;
+            slot.insert(ack["message_id"].as_str().expect("id").to_owned());
+        }
+    }
+    let mut b = ChatClient::connect(&g2.url, &bob).await;
+    let position = bob_seen
+        .last()
+        .cloned()
+        .map(Value::from)
+        .unwrap_or(Value::Null);
+    b.send(json!({"type": "resume", "positions": {resonance.to_string(): position}}))
+        .await;
+    loop {
+        let frame = b.next().await;
+        match frame["type"].as_str() {
+            Some("message") => bob_seen.push(frame["message_id"].as_str().expect("id").to_owned()),
+            Some("resumed") => break,
+            _ => {}
+        }
+    }
+    let unique: HashSet<&String> = bob_seen.iter().collect();
+    assert_eq!(unique.len(), bob_seen.len(), "no message twice");
+    let missing: Vec<&String> = acked.values().filter(|id| !unique.contains(id)).collect();
+    assert!(missing.is_empty(), "acked but never delivered: {missing:?}");
+    assert_eq!(acked.len(), 40);
+    assert_eq!(unique.len(), 40, "each message stored once despite retries");
+}
+
+#[tokio::test]
+async fn unmatch_and_block_close_the_conversation_at_once() {
+    let app = spawn_app().await;
+    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut a = ChatClient::connect(&g1.url, &alice).await;
+    let mut b = ChatClient::connect(&g2.url, &bob).await;
+    a.say(resonance, "u-1", "hello").await;
+    assert_eq!(b.next_of("message", LIVE).await["body"], "hello");
+
+    let resp = app
+        .delete_authed(&format!("/v1/resonances/{resonance}"), &bob.access)
+        .await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    for client in [&mut a, &mut b] {
+        let closed = client.next_of("closed", LIVE).await;
+        assert_eq!(closed["resonance_id"], resonance.to_string());
+    }
+    // Writing to it now fails, on any gateway, and nothing is stored or delivered.
+    a.send(json!({"type": "send", "resonance_id": resonance, "client_id": "u-2", "body": "still there?"}))
+        .await;
+    let error = a.next_of("error", LIVE).await;
+    assert_eq!(error["code"], "not_member");
+    assert_eq!(error["client_id"], "u-2");
+    let resp = app
+        .get_authed(
+            &format!("/v1/resonances/{resonance}/messages"),
+            &alice.access,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let len: i64 = app
+        .state
+        .redis
+        .xlen(app.state.keys.chat_stream(&resonance))
+        .await
+        .expect("xlen");
+    assert_eq!(len, 0, "the history is deleted");
+
+    // A block ends a conversation the same way: the blocked person can no longer write.
+    let (carol, dan) = (app.person(json!({})).await, app.person(json!({})).await);
+    let second = app.resonance(&carol, &dan).await;
+    let mut c = ChatClient::connect(&g1.url, &carol).await;
+    let mut d = ChatClient::connect(&g2.url, &dan).await;
+    let resp = app
+        .post_authed("/v1/blocks", &carol.access, json!({"user_id": dan.id}))
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert_eq!(
+        d.next_of("closed", LIVE).await["resonance_id"],
+        second.to_string()
+    );
+    assert_eq!(
+        c.next_of("closed", LIVE).await["resonance_id"],
+        second.to_string()
+    );
+    d.send(json!({"type": "resume", "positions": {second.to_string(): null}}))
+        .await;
+    assert_eq!(d.next_of("error", LIVE).await["code"], "not_member");
+    drop((g1, g2));
+}
+
+#[tokio::test]
+async fn bad_frames_get_error_frames_and_the_connection_stays() {
+    let app = spawn_app().await;
+    let gateway = app.spawn_gateway(&[]);
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let stranger = app.person(json!({})).await;
+    let mut a = ChatClient::connect(&gateway.url, &alice).await;
+
+    let cases: Vec<(Message, &str, Option<&str>)> = vec![
+        (Message::Text("not json".into()), "bad_frame", None),
+        (Message::Text("[1,2]".into()), "bad_frame", None),
+        (Message::Text(r#"{"body":"no type"}"#.into()), "bad_frame", Some("type")),
+        (Message::Text(r#"{"type":"dance"}"#.into()), "unknown_type", Some("type")),
+        (Message::Text(json!({"type": "send", "resonance_id": resonance, "body": "x"}).to_string().into()), "invalid_field", Some("client_id")),
+        (Message::Text(json!({"type": "send", "resonance_id": "nope", "client_id": "1", "body": "x"}).to_string().into()), "invalid_field", Some("resonance_id")),
+        (Message::Text(json!({"type": "send", "resonance_id": resonance, "client_id": "1", "body": "   "}).to_string().into()), "invalid_field", Some("body")),
+        (Message::Text(json!({"type": "send", "resonance_id": resonance, "client_id": "1", "body": "é".repeat(4001)}).to_string().into()), "too_big", Some("body")),
+        (Message::Text(json!({"type": "resume", "positions": {resonance.to_string(): "last-tuesday"}}).to_string().into()), "invalid_field", Some("positions")),
+        (Message::Text(json!({"type": "read", "resonance_id": resonance, "message_id": "x"}).to_string().into()), "invalid_field", Some("message_id")),
+        (Message::Binary(vec![1, 2, 3].into()), "bad_frame", None),
+    ];
+    for (message, code, field) in cases {
+        a.send_raw(message).await;
+        let error = a.next_of("error", LIVE).await;
+        assert_eq!(error["code"], code, "{error}");
+        if let Some(field) = field {
+            assert_eq!(error["field"], field, "{error}");
+        }
+    }
+    // Someone else's conversation, or one that does not exist.
+    let mut s = ChatClient::connect(&gateway.url, &stranger).await;
+    for id in [resonance, Uuid::new_v4()] {
+        s.send(json!({"type": "send", "resonance_id": id, "client_id": "s-1", "body": "hi"}))
+            .await;
+        let error = s.next_of("error", LIVE).await;
+        assert_eq!(error["code"], "not_member");
+        assert_eq!(error["resonance_id"], id.to_string());
+        s.send(json!({"type": "typing", "resonance_id": id})).await;
+        assert_eq!(s.next_of("error", LIVE).await["code"], "not_member");
+    }
+    // Still connected and working after all that.
+    let ack = a.say(resonance, "ok-1", "still here").await;
+    assert_eq!(ack["duplicate"], false);
+    // A frame over 16 KiB closes with 1009.
+    a.send_raw(Message::Text("x".repeat(17 * 1024).into()))
+        .await;
+    let (code, _) = a.closed().await;
+    assert_eq!(code, 1009);
+}
+
+#[tokio::test]
+async fn the_message_rate_limit_answers_with_retry_after_and_keeps_the_connection() {
+    let app = spawn_app().await;
+    let gateway = app.spawn_gateway(&[("RATE_LIMITS", "messages_per_minute=3/60")]);
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut a = ChatClient::connect(&gateway.url, &alice).await;
+    let ready_limit = {
+        let mut other = ChatClient::open(&gateway.url, Auth::Header(&alice.access)).await;
+        other.next().await["messages_per_minute"].clone()
+    };
+    assert_eq!(ready_limit, 3);
+    for i in 0..3 {
+        a.say(resonance, &format!("r-{i}"), "hi").await;
+    }
+    a.send(json!({"type": "send", "resonance_id": resonance, "client_id": "r-3", "body": "one too many"}))
+        .await;
+    let error = a.next_of("error", LIVE).await;
+    assert_eq!(error["code"], "rate_limited");
+    assert_eq!(error["client_id"], "r-3");
+    let retry = error["retry_after"].as_u64().expect("retry_after");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // A retry of a stored message is still acked (it is not a new message).
+    assert_eq!(a.say(resonance, "r-0", "hi").await["duplicate"], true);
+    a.send(json!({"type": "ping"})).await;
+    assert_eq!(a.next_of("pong", LIVE).await["type"], "pong");
+}
+
+#[tokio::test]
+async fn authentication_failures_and_revocations_close_with_clear_codes() {
+    let app = spawn_app().await;
+    let gateway = app.spawn_gateway(&[("CHAT_AUTH_TIMEOUT_S", "1")]);
+    let alice = app.person(json!({})).await;
+
+    // No token and no auth frame in time.
+    let mut c = ChatClient::open(&gateway.url, Auth::None).await;
+    assert_eq!(c.closed().await, (4001, "no auth frame in time".to_owned()));
+    // A forged token.
+    let mut c = ChatClient::open(&gateway.url, Auth::Header("eyJhbGciOiJFZERTQSJ9.e30.c2ln")).await;
+    assert_eq!(c.closed().await, (4001, "invalid token".to_owned()));
+    // An expired token, signed with the right key.
+    let now = chrono::Utc::now().timestamp();
+    let expired = app
+        .state
+        .jwt
+        .issue(&entities::auth::AccessClaims {
+            sub: alice.id,
+            sid: alice.session_id,
+            role: entities::auth::Role::User,
+            iss: entities::auth::ISSUER.into(),
+            aud: entities::auth::AUDIENCE.into(),
+            iat: now - 1000,
+            exp: now - 100,
+            auth_time: now - 1000,
+            jti: Uuid::new_v4(),
+        })
+        .expect("token");
+    let mut c = ChatClient::open(&gateway.url, Auth::Header(&expired)).await;
+    assert_eq!(c.closed().await, (4001, "token expired".to_owned()));
+
+    // Browsers: the subprotocol offer (the token is never echoed) or a first auth frame.
+    let mut c = ChatClient::open(&gateway.url, Auth::Subprotocol(&alice.access)).await;
+    assert_eq!(c.protocol.as_deref(), Some("despacio.v1"));
+    assert_eq!(c.next().await["type"], "ready");
+    let mut f = ChatClient::open(&gateway.url, Auth::Frame(&alice.access)).await;
+    let ready = f.next().await;
+    assert_eq!(ready["type"], "ready");
+    assert_eq!(ready["session_id"], alice.session_id.to_string());
+
+    // Signing out this session disconnects it within seconds, with 4003.
+    let resp = app
+        .delete_authed(
+            &format!("/v1/auth/sessions/{}", alice.session_id),
+            &alice.access,
+        )
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert_eq!(c.closed().await, (4003, "session revoked".to_owned()));
+    assert_eq!(f.closed().await.0, 4003);
+    // And the revoked session's still-unexpired token cannot connect again.
+    let mut c = ChatClient::open(&gateway.url, Auth::Header(&alice.access)).await;
+    assert_eq!(c.closed().await.0, 4003);
+}
+
+#[tokio::test]
+async fn presence_typing_and_read_receipts_reach_the_other_member() {
+    let app = spawn_app().await;
+    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut a = ChatClient::connect(&g1.url, &alice).await;
+    a.send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
+        .await;
+    a.next_of("resumed", &[]).await;
+    let presence = a.next_of("presence", &[]).await;
+    assert_eq!(presence["user_id"], bob.id.to_string());
+    assert_eq!(presence["online"], false);
+
+    // Bob comes online on the other gateway: Alice is told.
+    let mut b = ChatClient::connect(&g2.url, &bob).await;
+    let online = a.next_of("presence", &[]).await;
+    assert_eq!(
+        (online["user_id"].clone(), online["online"].clone()),
+        (json!(bob.id), json!(true))
+    );
+
+    // Typing (throttled to one per 3 s per conversation) and read receipts.
+    b.send(json!({"type": "typing", "resonance_id": resonance}))
+        .await;
+    b.send(json!({"type": "typing", "resonance_id": resonance}))
+        .await;
+    let typing = a.next_of("typing", &[]).await;
+    assert_eq!(typing["user_id"], bob.id.to_string());
+    let sent = a.say(resonance, "p-1", "lu ?").await;
+    b.next_of("message", &[]).await;
+    let mut b_tablet = ChatClient::connect(&g1.url, &bob).await;
+    b.send(json!({"type": "read", "resonance_id": resonance, "message_id": sent["message_id"]}))
+        .await;
+    let read = a.next_of("read", &[]).await;
+    assert_eq!(read["user_id"], bob.id.to_string());
+    assert_eq!(read["message_id"], sent["message_id"]);
+    // The reader's other device learns it too.
+    assert_eq!(
+        b_tablet.next_of("read", &[]).await["message_id"],
+        sent["message_id"]
+    );
+    // Only one typing frame came through the throttle.
+    a.send(json!({"type": "ping"})).await;
+    assert_eq!(a.next().await["type"], "pong");
+
+    // Bob leaves on every device: offline, with a last-seen time.
+    drop(b);
+    drop(b_tablet);
+    let offline = a.next_of("presence", &[]).await;
+    assert_eq!(offline["online"], false);
+    assert!(offline["last_seen"].is_string(), "{offline}");
+}
+
+#[tokio::test]
+async fn sigterm_closes_connections_with_1012_and_the_other_gateway_takes_over() {
+    let app = spawn_app().await;
+    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut a = ChatClient::connect(&g1.url, &alice).await;
+    let sent = a.say(resonance, "t-1", "before the restart").await;
+    g1.terminate();
+    let (code, reason) = a.closed().await;
+    assert_eq!(code, 1012, "{reason}");
+    let mut b = ChatClient::connect(&g2.url, &bob).await;
+    b.send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
+        .await;
+    let message = b.next_of("message", &[]).await;
+    assert_eq!(message["message_id"], sent["message_id"]);
+    // The gateway's metrics count what happened.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", g2.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("despacio_gateway_connections 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("despacio_gateway_messages_out_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn people_not_connected_to_any_gateway_get_a_message_new_event() {
+    let app = spawn_app().await;
+    let gateway = app.spawn_gateway(&[]);
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut events = Sse::open(&app.address, &bob.access, None).await;
+    let mut a = ChatClient::connect(&gateway.url, &alice).await;
+    let ack = a.say(resonance, "o-1", "tu es là ?").await;
+    let event = events.next_of("message.new").await;
+    let data = event.data.expect("data");
+    assert_eq!(data["data"]["resonance_id"], resonance.to_string());
+    assert_eq!(data["data"]["message_id"], ack["message_id"]);
+    assert_eq!(data["data"]["sender_id"], alice.id.to_string());
+}

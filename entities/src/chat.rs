@@ -1,0 +1,290 @@
+//! The chat store in Redis, shared by the gateway (which writes it) and the API (which reads the
+//! history and creates or closes conversations). Everything is keyed by résonance id.
+//!
+//! Per conversation (`keys::RedisKeys::chat_*`):
+//! - `chat:{id}:messages` — a stream: one entry per message (`s` sender, `c` client id, `b` body,
+//!   `t` sent at). Entry ids are the message ids, ordered. Entries older than [`MESSAGE_TTL_MS`]
+//!   are trimmed at the next write and never read; the key itself expires 24 h after the last
+//!   message. At most [`MAX_MESSAGES`] are kept.
+//! - `chat:{id}:clients` — `sender:client_id` → `message_id sent_at`, so a retried `send` is
+//!   acknowledged with the first id instead of being stored twice (expires with the stream).
+//! - `chat:{id}:reads` — read marks (expire with the stream).
+//! - `chat:{id}:meta` — the members (`a`, `b`) and how complete the history is: `floor` (no
+//!   message after it was ever lost; `0-0` when the API created the conversation, the restore
+//!   time when a gateway had to rebuild the hash from PostgreSQL because Redis lost it),
+//!   `trimmed` (the newest id removed by age or count) and `last` (the newest id written). It lives
+//!   as long as the résonance and holds no content.
+//! - `chat:{id}:closed` — a tombstone written when the conversation ends, so a gateway that read
+//!   PostgreSQL just before the unmatch can never restore the members afterwards.
+//!
+//! A resume from position `p` is *recovered* when `p ≥ floor`, `p ≥ trimmed`, no entry after `p`
+//! has aged out unread, and the stream still exists when `last > p`. Anything else answers
+//! `recovered: false`: the client must reload rather than believe it has everything.
+use std::{fmt, str::FromStr};
+
+/// Messages live 24 hours.
+pub const MESSAGE_TTL_MS: u64 = 24 * 3600 * 1000;
+/// At most this many messages are kept per conversation (the oldest go first).
+pub const MAX_MESSAGES: u64 = 10_000;
+/// Longest message body, in characters.
+pub const MAX_BODY_CHARS: usize = 4000;
+/// A gateway's presence entry lives this long unless refreshed by its heartbeat.
+pub const PRESENCE_TTL_MS: u64 = 60_000;
+/// How long "last seen" is remembered after someone goes offline.
+pub const LAST_SEEN_TTL_S: u64 = 30 * 86_400;
+
+/// A message id: a Redis stream id `ms-seq`, ordered within a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// The position before every message.
+    pub const ZERO: StreamId = StreamId { ms: 0, seq: 0 };
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl FromStr for StreamId {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (ms, seq) = s.split_once('-').ok_or(())?;
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return Err(());
+        }
+        Ok(StreamId {
+            ms: ms.parse().map_err(|_| ())?,
+            seq: seq.parse().map_err(|_| ())?,
+        })
+    }
+}
+
+/// Shared Lua: compares two stream ids.
+const CMP: &str = r#"
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function cmp(x, y)
+  local a1, a2 = parse(x)
+  local b1, b2 = parse(y)
+  if a1 ~= b1 then if a1 < b1 then return -1 else return 1 end end
+  if a2 ~= b2 then if a2 < b2 then return -1 else return 1 end end
+  return 0
+end
+"#;
+
+/// Stores one message and fans it out. KEYS: meta, stream, clients, rate counter, sender's
+/// presence. ARGV: sender, client id, body, sent at, now (ms), ttl (ms), max messages, rate count,
+/// rate period (ms), frame head (the JSON frame up to the message id's opening quote), origin,
+/// key prefix, this gateway instance, "1" when the sender has other local connections,
+/// résonance id. Returns `{nometa}`, `{notmember}`, `{dup, id, sent_at}`, `{rate, ms}` or
+/// `{ok, id, receivers}` where `receivers` counts the gateways holding the recipient.
+pub const SEND: &str = r#"
+local a = redis.call('HGET', KEYS[1], 'a')
+if not a then return {'nometa'} end
+local b = redis.call('HGET', KEYS[1], 'b')
+local sender = ARGV[1]
+local other
+if sender == a then other = b elseif sender == b then other = a else return {'notmember'} end
+local ckey = sender .. ':' .. ARGV[2]
+local seen = redis.call('HGET', KEYS[3], ckey)
+if seen then
+  local sp = string.find(seen, ' ', 1, true)
+  return {'dup', string.sub(seen, 1, sp - 1), string.sub(seen, sp + 1)}
+end
+local count = redis.call('INCR', KEYS[4])
+if count == 1 then redis.call('PEXPIRE', KEYS[4], ARGV[9]) end
+if count > tonumber(ARGV[8]) then
+  local left = redis.call('PTTL', KEYS[4])
+  if left < 0 then redis.call('PEXPIRE', KEYS[4], ARGV[9]); left = tonumber(ARGV[9]) end
+  return {'rate', tostring(left)}
+end
+local now = tonumber(ARGV[5])
+local ttl = tonumber(ARGV[6])
+local minid = string.format('%d', now - ttl) .. '-0'
+local old = redis.call('XREVRANGE', KEYS[2], '(' .. minid, '-', 'COUNT', 1)
+if #old > 0 then
+  redis.call('HSET', KEYS[1], 'trimmed', old[1][1])
+  redis.call('XTRIM', KEYS[2], 'MINID', minid)
+end
+local len = redis.call('XLEN', KEYS[2])
+local maxlen = tonumber(ARGV[7])
+if len >= maxlen then
+  local cut = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', len - maxlen + 1)
+  redis.call('HSET', KEYS[1], 'trimmed', cut[#cut][1])
+  redis.call('XTRIM', KEYS[2], 'MAXLEN', maxlen - 1)
+end
+local id = redis.call('XADD', KEYS[2], '*', 's', sender, 'c', ARGV[2], 'b', ARGV[3], 't', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('HSET', KEYS[3], ckey, id .. ' ' .. ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ttl)
+redis.call('HSET', KEYS[1], 'last', id)
+local payload = ARGV[11] .. '\t' .. ARGV[15] .. '\t' .. id .. '\t' .. ARGV[10] .. id .. '"}'
+local receivers = redis.call('PUBLISH', ARGV[12] .. 'chat:user:' .. other, payload)
+local mine = ARGV[14] == '1'
+if not mine then
+  for _, inst in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], now, '+inf')) do
+    if inst ~= ARGV[13] then mine = true; break end
+  end
+end
+if mine then redis.call('PUBLISH', ARGV[12] .. 'chat:user:' .. sender, payload) end
+return {'ok', id, tostring(receivers)}
+"#;
+
+/// Reads what follows a position. KEYS: meta, stream. ARGV: user, position (`0-0` for none),
+/// count, now (ms), ttl (ms), first ("1" on the first page: compute `recovered`). Returns
+/// `{nometa}`, `{notmember}` or `{ok, partner, recovered, last, more, id, sender, client, body,
+/// sent_at, id, ...}`.
+pub fn resume_script() -> String {
+    format!(
+        "{CMP}{}",
+        r#"
+local a = redis.call('HGET', KEYS[1], 'a')
+if not a then return {'nometa'} end
+local b = redis.call('HGET', KEYS[1], 'b')
+local user = ARGV[1]
+local partner
+if user == a then partner = b elseif user == b then partner = a else return {'notmember'} end
+local pos = ARGV[2]
+local count = tonumber(ARGV[3])
+local minid = string.format('%d', tonumber(ARGV[4]) - tonumber(ARGV[5])) .. '-0'
+local last = redis.call('HGET', KEYS[1], 'last') or '0-0'
+local recovered = '1'
+if ARGV[6] == '1' then
+  local floor = redis.call('HGET', KEYS[1], 'floor') or '0-0'
+  local trimmed = redis.call('HGET', KEYS[1], 'trimmed') or '0-0'
+  if cmp(pos, floor) < 0 or cmp(pos, trimmed) < 0 then recovered = '0' end
+  if cmp(last, pos) > 0 and redis.call('EXISTS', KEYS[2]) == 0 then recovered = '0' end
+end
+local entries
+if cmp(minid, pos) > 0 then
+  if ARGV[6] == '1' and #redis.call('XRANGE', KEYS[2], '(' .. pos, '(' .. minid, 'COUNT', 1) > 0 then
+    recovered = '0'
+  end
+  entries = redis.call('XRANGE', KEYS[2], minid, '+', 'COUNT', count + 1)
+else
+  entries = redis.call('XRANGE', KEYS[2], '(' .. pos, '+', 'COUNT', count + 1)
+end
+local more = '0'
+if #entries > count then more = '1' end
+local out = {'ok', partner, recovered, last, more}
+for i = 1, math.min(#entries, count) do
+  local e = entries[i]
+  local f = {}
+  for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end
+  table.insert(out, e[1])
+  table.insert(out, f['s'] or '')
+  table.insert(out, f['c'] or '')
+  table.insert(out, f['b'] or '')
+  table.insert(out, f['t'] or '')
+end
+return out
+"#
+    )
+}
+
+/// Relays a `typing` or `read` frame to the other member (and a `read` to the reader's other
+/// connections, after recording it). KEYS: meta, reads. ARGV: user, kind, frame, key prefix,
+/// message id, ttl (ms), origin, résonance id. Returns `nometa`, `notmember` or `ok`.
+pub const RELAY: &str = r#"
+local a = redis.call('HGET', KEYS[1], 'a')
+if not a then return 'nometa' end
+local b = redis.call('HGET', KEYS[1], 'b')
+local user = ARGV[1]
+local other
+if user == a then other = b elseif user == b then other = a else return 'notmember' end
+local payload = ARGV[7] .. '\t' .. ARGV[8] .. '\t-\t' .. ARGV[3]
+if ARGV[2] == 'read' then
+  redis.call('HSET', KEYS[2], user, ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+  redis.call('PUBLISH', ARGV[4] .. 'chat:user:' .. user, payload)
+end
+redis.call('PUBLISH', ARGV[4] .. 'chat:user:' .. other, payload)
+return 'ok'
+"#;
+
+/// Creates a conversation's metadata unless it exists or the conversation was closed.
+/// KEYS: meta, closed tombstone. ARGV: member a, member b, floor. Returns `closed` or `ok`.
+pub const META_RESTORE: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'closed' end
+if redis.call('HSETNX', KEYS[1], 'a', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'b', ARGV[2], 'floor', ARGV[3])
+end
+return 'ok'
+"#;
+
+/// A gateway starts holding someone. KEYS: presence set. ARGV: instance, expiry (ms), now (ms),
+/// presence channel, "online" frame, key ttl (ms). Publishes the frame when they were offline.
+pub const PRESENCE_UP: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+local before = redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if before == 0 then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+return before
+"#;
+
+/// A gateway stops holding someone. KEYS: presence set, last seen. ARGV: instance, now (ms),
+/// presence channel, last seen (RFC 3339), "offline" frame, last-seen ttl (s). Publishes the
+/// frame when nobody holds them any more.
+pub const PRESENCE_DOWN: &str = r#"
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[6])
+  redis.call('PUBLISH', ARGV[3], ARGV[5])
+  return 1
+end
+return 0
+"#;
+
+/// The heartbeat: KEYS: presence sets. ARGV: instance, expiry (ms), key ttl (ms).
+pub const PRESENCE_REFRESH: &str = r#"
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, ARGV[2], ARGV[1])
+  redis.call('PEXPIRE', key, ARGV[3])
+end
+return #KEYS
+"#;
+
+/// Someone's presence. KEYS: presence set, last seen. ARGV: now (ms). Returns `{online, last}`.
+pub const PRESENCE_GET: &str = r#"
+local online = redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf')
+local last = redis.call('GET', KEYS[2]) or ''
+return {tostring(online), last}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_parse_order_and_print() {
+        let a: StreamId = "1795564412000-0".parse().expect("id");
+        let b: StreamId = "1795564412000-7".parse().expect("id");
+        assert!(a < b && StreamId::ZERO < a);
+        assert_eq!(b.to_string(), "1795564412000-7");
+        for bad in [
+            "",
+            "12",
+            "-1",
+            "1-",
+            "a-1",
+            "1-1-1",
+            "1 -1",
+            "99999999999999999999999-0",
+        ] {
+            assert!(bad.parse::<StreamId>().is_err(), "{bad}");
+        }
+    }
+}

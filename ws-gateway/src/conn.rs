@@ -1,0 +1,746 @@
+//! One WebSocket connection: handshake and authentication, then one task that reads frames and
+//! writes what the hub queued for it. Replies (`ack`, `error`, `resumed`, replayed messages) are
+//! written by the task itself, in order; live traffic arrives through the bounded outbound
+//! queue ([`crate::hub::Conn`]).
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{atomic::Ordering, Arc},
+    time::{Duration, Instant},
+};
+
+use entities::{auth::AccessClaims, chat::StreamId};
+use futures_util::{SinkExt, StreamExt};
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    tungstenite::{
+        handshake::server::{ErrorResponse, Request, Response},
+        http::{header, HeaderValue, StatusCode},
+        protocol::{frame::coding::CloseCode, CloseFrame, WebSocketConfig},
+        Message, Utf8Bytes,
+    },
+    WebSocketStream,
+};
+use uuid::Uuid;
+
+use crate::{
+    hub::{Conn, Hub, Out},
+    protocol::{self, ClientFrame, ErrorCode, ErrorFrame},
+    store::{Membership, SendOutcome},
+};
+
+/// Largest frame or message accepted from a client.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// The subprotocol browsers offer (with `bearer.<token>`); the server selects it.
+pub const SUBPROTOCOL: &str = "despacio.v1";
+/// Conversations per `resume` frame.
+pub const MAX_RESUME: usize = 200;
+/// `typing` frames relayed per conversation and connection.
+pub const TYPING_EVERY: Duration = Duration::from_secs(3);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const REPLAY_PAGE: usize = 500;
+
+/// Verifies access tokens with the API's public key (no call to the API).
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    kid: Option<String>,
+}
+
+impl Verifier {
+    pub fn new(public_key: &[u8], kid: Option<String>) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[entities::auth::ISSUER]);
+        validation.set_audience(&[entities::auth::AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        Self {
+            key: DecodingKey::from_ed_der(public_key),
+            validation,
+            kid,
+        }
+    }
+
+    /// The claims, or the close reason.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, &'static str> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "invalid token")?;
+        if header.alg != Algorithm::EdDSA {
+            return Err("invalid token");
+        }
+        if let Some(kid) = &self.kid {
+            if header.kid.as_deref() != Some(kid.as_str()) {
+                return Err("invalid token");
+            }
+        }
+        jsonwebtoken::decode::<AccessClaims>(token, &self.key, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => "token expired",
+                _ => "invalid token",
+            })
+    }
+}
+
+/// What every connection needs besides the hub.
+pub struct Context {
+    pub verifier: Verifier,
+    pub heartbeat: Duration,
+    pub auth_timeout: Duration,
+}
+
+fn ws_config() -> WebSocketConfig {
+    // Small buffers: an idle connection costs a few KiB (see bench/RESULTS.md).
+    WebSocketConfig::default()
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+async fn close(ws: &mut Ws, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(Some(frame))).await;
+}
+
+async fn write(ws: &mut Ws, text: String) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::Text(text.into()))).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Serves one TCP connection whose request is `GET /v1/chat`.
+#[allow(clippy::result_large_err)] // tungstenite's callback signature
+pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut header_token: Option<String> = None;
+    let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        if req.uri().path() != "/v1/chat" {
+            let mut not_found = ErrorResponse::new(Some("not found".into()));
+            *not_found.status_mut() = StatusCode::NOT_FOUND;
+            return Err(not_found);
+        }
+        if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+            if let Some(token) = value.to_str().ok().and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            }) {
+                header_token = Some(token.trim().to_owned());
+            }
+        }
+        let mut select = false;
+        for value in req.headers().get_all(header::SEC_WEBSOCKET_PROTOCOL) {
+            for offer in value.to_str().unwrap_or("").split(',').map(str::trim) {
+                if offer == SUBPROTOCOL {
+                    select = true;
+                } else if let Some(token) = offer.strip_prefix("bearer.") {
+                    if header_token.is_none() {
+                        header_token = Some(token.to_owned());
+                    }
+                }
+            }
+        }
+        if select {
+            resp.headers_mut().insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(SUBPROTOCOL),
+            );
+        }
+        Ok(resp)
+    };
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config()));
+    let mut ws = match tokio::time::timeout(Duration::from_secs(10), handshake).await {
+        Ok(Ok(ws)) => ws,
+        _ => return,
+    };
+    let token = match header_token {
+        Some(token) => token,
+        None => match first_auth_frame(&mut ws, ctx.auth_timeout).await {
+            Ok(token) => token,
+            Err(reason) => {
+                hub.metrics.closes.with_label_values(&["4001"]).inc();
+                close(&mut ws, 4001, reason).await;
+                return;
+            }
+        },
+    };
+    let claims = match ctx.verifier.verify(&token) {
+        Ok(claims) => claims,
+        Err(reason) => {
+            hub.metrics.closes.with_label_values(&["4001"]).inc();
+            close(&mut ws, 4001, reason).await;
+            return;
+        }
+    };
+    match hub.store.session_revoked(claims.sid).await {
+        Ok(false) => {}
+        Ok(true) => {
+            hub.metrics.closes.with_label_values(&["4003"]).inc();
+            close(&mut ws, 4003, "session revoked").await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "revocation check failed");
+            close(&mut ws, 1011, "store unavailable").await;
+            return;
+        }
+    }
+    if hub.stopping.load(Ordering::Relaxed) {
+        close(&mut ws, 1012, "service restart").await;
+        return;
+    }
+    let conn = match hub.register(claims.sub, claims.sid).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!(error = %e, "registration failed");
+            close(&mut ws, 1011, "store unavailable").await;
+            return;
+        }
+    };
+    let (count, _) = hub.store.limit();
+    let ready = protocol::ready(claims.sub, claims.sid, ctx.heartbeat.as_secs(), count);
+    if write(&mut ws, ready).await {
+        let mut session = Session {
+            hub: &hub,
+            conn: &conn,
+            ws,
+            seen: HashMap::new(),
+            typing_at: HashMap::new(),
+        };
+        session.run().await;
+    }
+    hub.unregister(&conn).await;
+}
+
+async fn first_auth_frame(ws: &mut Ws, deadline: Duration) -> Result<String, &'static str> {
+    let frame = tokio::time::timeout(deadline, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => return Some(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no auth frame in time")?
+    .ok_or("expected an auth frame")?;
+    match serde_json::from_str::<ClientFrame>(&frame) {
+        Ok(ClientFrame::Auth { token }) => Ok(token),
+        _ => Err("missing token: send an auth frame first"),
+    }
+}
+
+/// What the connection task keeps while it runs.
+struct Session<'a> {
+    hub: &'a Arc<Hub>,
+    conn: &'a Arc<Conn>,
+    ws: Ws,
+    /// Per conversation: the first message id delivered live, and the newest delivered.
+    seen: HashMap<Uuid, (StreamId, StreamId)>,
+    typing_at: HashMap<Uuid, Instant>,
+}
+
+enum Step {
+    Continue,
+    Stop,
+}
+
+impl Session<'_> {
+    async fn run(&mut self) {
+        let mut pending = VecDeque::new();
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = self.conn.wake.notified() => self.drain(&mut pending).await,
+                incoming = self.ws.next() => self.incoming(incoming).await,
+            };
+            if matches!(step, Step::Stop) {
+                return;
+            }
+        }
+    }
+
+    async fn drain(&mut self, pending: &mut VecDeque<Out>) -> Step {
+        let closing = self.conn.take(pending);
+        let mut wrote = false;
+        for out in pending.drain(..) {
+            let message = match out {
+                Out::Text(text) => Message::Text(text),
+                Out::Message {
+                    resonance,
+                    id,
+                    text,
+                } => {
+                    match self.seen.get_mut(&resonance) {
+                        Some((_, last)) if id <= *last => continue,
+                        Some((first, last)) => {
+                            if first.ms == u64::MAX {
+                                *first = id;
+                            }
+                            *last = id;
+                        }
+                        None => {
+                            self.seen.insert(resonance, (id, id));
+                        }
+                    }
+                    self.hub.metrics.messages_out.inc();
+                    Message::Text(text)
+                }
+                Out::Ping => Message::Ping(Default::default()),
+            };
+            if self.ws.feed(message).await.is_err() {
+                return Step::Stop;
+            }
+            wrote = true;
+        }
+        if wrote
+            && !matches!(
+                tokio::time::timeout(WRITE_TIMEOUT, self.ws.flush()).await,
+                Ok(Ok(()))
+            )
+        {
+            self.hub
+                .metrics
+                .closes
+                .with_label_values(&["timeout"])
+                .inc();
+            return Step::Stop;
+        }
+        if let Some((code, reason)) = closing {
+            self.hub
+                .metrics
+                .closes
+                .with_label_values(&[&code.to_string()])
+                .inc();
+            close(&mut self.ws, code, reason).await;
+            return Step::Stop;
+        }
+        Step::Continue
+    }
+
+    async fn incoming(
+        &mut self,
+        incoming: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Step {
+        use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+        self.conn
+            .last_heard
+            .store(self.hub.now_ms(), Ordering::Relaxed);
+        match incoming {
+            None | Some(Ok(Message::Close(_))) => Step::Stop,
+            Some(Err(Error::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                self.hub.metrics.closes.with_label_values(&["1009"]).inc();
+                close(&mut self.ws, 1009, "frame too big (16 KiB at most)").await;
+                Step::Stop
+            }
+            Some(Err(_)) => Step::Stop,
+            Some(Ok(Message::Text(text))) => {
+                self.hub.metrics.frames_in.inc();
+                self.frame(&text).await
+            }
+            Some(Ok(Message::Binary(_))) => {
+                self.error(ErrorFrame::new(
+                    ErrorCode::BadFrame,
+                    "frames are JSON text, not binary",
+                ))
+                .await
+            }
+            Some(Ok(Message::Ping(_))) => {
+                // tungstenite queued the pong; send it now.
+                match tokio::time::timeout(WRITE_TIMEOUT, self.ws.flush()).await {
+                    Ok(Ok(())) => Step::Continue,
+                    _ => Step::Stop,
+                }
+            }
+            Some(Ok(_)) => Step::Continue,
+        }
+    }
+
+    async fn reply(&mut self, text: String) -> Step {
+        if write(&mut self.ws, text).await {
+            Step::Continue
+        } else {
+            Step::Stop
+        }
+    }
+
+    async fn error(&mut self, error: ErrorFrame) -> Step {
+        let code = serde_json::to_value(error.code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.hub.metrics.errors.with_label_values(&[&code]).inc();
+        self.reply(error.text()).await
+    }
+
+    async fn frame(&mut self, text: &str) -> Step {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(e) => return self.error(protocol::parse_error(text, &e)).await,
+        };
+        match frame {
+            ClientFrame::Auth { .. } => {
+                self.error(ErrorFrame::new(
+                    ErrorCode::BadFrame,
+                    "already authenticated",
+                ))
+                .await
+            }
+            ClientFrame::Ping => self.reply(protocol::PONG.to_owned()).await,
+            ClientFrame::Send {
+                resonance_id,
+                client_id,
+                body,
+            } => self.send(resonance_id, client_id, body).await,
+            ClientFrame::Resume { positions } => self.resume(positions).await,
+            ClientFrame::Typing { resonance_id } => self.typing(resonance_id).await,
+            ClientFrame::Read {
+                resonance_id,
+                message_id,
+            } => self.read(resonance_id, message_id).await,
+        }
+    }
+
+    async fn send(&mut self, resonance: Uuid, client_id: String, body: String) -> Step {
+        let started = Instant::now();
+        if client_id.is_empty() || client_id.chars().count() > 64 {
+            return self
+                .error(
+                    ErrorFrame::new(
+                        ErrorCode::InvalidField,
+                        "`client_id` must be 1 to 64 characters",
+                    )
+                    .field("client_id")
+                    .resonance(resonance),
+                )
+                .await;
+        }
+        let chars = body.chars().count();
+        if chars > entities::chat::MAX_BODY_CHARS {
+            return self
+                .error(
+                    ErrorFrame::new(
+                        ErrorCode::TooBig,
+                        format!(
+                            "`body` has {chars} characters; at most {} are allowed",
+                            entities::chat::MAX_BODY_CHARS
+                        ),
+                    )
+                    .field("body")
+                    .client(&client_id)
+                    .resonance(resonance),
+                )
+                .await;
+        }
+        if body.trim().is_empty() {
+            return self
+                .error(
+                    ErrorFrame::new(ErrorCode::InvalidField, "`body` must not be empty")
+                        .field("body")
+                        .client(&client_id)
+                        .resonance(resonance),
+                )
+                .await;
+        }
+        let sent_at = protocol::timestamp(chrono::Utc::now());
+        let head = protocol::message_head(resonance, self.conn.user, &client_id, &body, &sent_at);
+        let others = self.hub.has_other_local(self.conn);
+        let outcome = self
+            .hub
+            .store
+            .send(
+                self.conn.user,
+                &self.conn.origin,
+                others,
+                resonance,
+                &client_id,
+                &body,
+                &sent_at,
+                &head,
+            )
+            .await;
+        match outcome {
+            Ok(SendOutcome::Stored { id, receivers }) => {
+                self.hub.metrics.messages_in.inc();
+                self.hub
+                    .metrics
+                    .ack_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                if receivers == 0 {
+                    self.notify_offline(resonance, &id);
+                }
+                self.reply(protocol::ack(resonance, &client_id, &id, &sent_at, false))
+                    .await
+            }
+            Ok(SendOutcome::Duplicate { id, sent_at }) => {
+                self.reply(protocol::ack(resonance, &client_id, &id, &sent_at, true))
+                    .await
+            }
+            Ok(SendOutcome::NotMember) => {
+                self.error(
+                    ErrorFrame::new(
+                        ErrorCode::NotMember,
+                        "this conversation does not exist or is not yours",
+                    )
+                    .client(&client_id)
+                    .resonance(resonance),
+                )
+                .await
+            }
+            Ok(SendOutcome::RateLimited { retry_after_ms }) => {
+                let (count, period) = self.hub.store.limit();
+                let mut error = ErrorFrame::new(
+                    ErrorCode::RateLimited,
+                    format!("at most {count} messages per {} s", period.as_secs()),
+                )
+                .client(&client_id)
+                .resonance(resonance);
+                error.retry_after = Some(retry_after_ms.div_ceil(1000).max(1));
+                self.error(error).await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "send failed");
+                self.error(
+                    ErrorFrame::new(
+                        ErrorCode::Unavailable,
+                        "the message could not be stored; retry with the same client_id",
+                    )
+                    .client(&client_id)
+                    .resonance(resonance),
+                )
+                .await
+            }
+        }
+    }
+
+    /// The recipient is connected to no gateway: tell them over SSE (`message.new`).
+    fn notify_offline(&self, resonance: Uuid, id: &str) {
+        let hub = self.hub.clone();
+        let sender = self.conn.user;
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let partner = match hub
+                .store
+                .resume_page(sender, resonance, &id, 0, false)
+                .await
+            {
+                Ok(Membership::Member(page)) => page.partner,
+                _ => return,
+            };
+            if let Err(e) = hub
+                .store
+                .notify_offline(partner, resonance, &id, sender)
+                .await
+            {
+                tracing::warn!(error = %e, "message.new event failed");
+            }
+        });
+    }
+
+    async fn resume(&mut self, positions: HashMap<Uuid, Option<String>>) -> Step {
+        if positions.len() > MAX_RESUME {
+            return self
+                .error(
+                    ErrorFrame::new(
+                        ErrorCode::InvalidField,
+                        format!("at most {MAX_RESUME} conversations per resume frame"),
+                    )
+                    .field("positions"),
+                )
+                .await;
+        }
+        let mut parsed = Vec::with_capacity(positions.len());
+        for (resonance, position) in positions {
+            let position = match position.as_deref().map(str::parse::<StreamId>) {
+                None => StreamId::ZERO,
+                Some(Ok(id)) => id,
+                Some(Err(())) => {
+                    return self
+                        .error(
+                            ErrorFrame::new(
+                                ErrorCode::InvalidField,
+                                "positions are message ids (`<ms>-<seq>`) or null",
+                            )
+                            .field("positions")
+                            .resonance(resonance),
+                        )
+                        .await
+                }
+            };
+            parsed.push((resonance, position));
+        }
+        for (resonance, position) in parsed {
+            if let Step::Stop = self.resume_one(resonance, position).await {
+                return Step::Stop;
+            }
+        }
+        Step::Continue
+    }
+
+    async fn resume_one(&mut self, resonance: Uuid, position: StreamId) -> Step {
+        let first_live = self.seen.get(&resonance).map(|s| s.0);
+        let mut after = position.to_string();
+        let mut first = true;
+        let mut recovered = true;
+        let mut replayed = 0;
+        let mut latest = None;
+        let mut partner = None;
+        loop {
+            let page = match self
+                .hub
+                .store
+                .resume_page(self.conn.user, resonance, &after, REPLAY_PAGE, first)
+                .await
+            {
+                Ok(Membership::Member(page)) => page,
+                Ok(Membership::NotMember) => {
+                    return self
+                        .error(
+                            ErrorFrame::new(
+                                ErrorCode::NotMember,
+                                "this conversation does not exist or is not yours",
+                            )
+                            .resonance(resonance),
+                        )
+                        .await
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "resume failed");
+                    return self
+                        .error(
+                            ErrorFrame::new(ErrorCode::Unavailable, "resume failed; retry")
+                                .resonance(resonance),
+                        )
+                        .await;
+                }
+            };
+            if first {
+                recovered = page.recovered;
+                latest = page.last.clone();
+                partner = Some(page.partner);
+            }
+            first = false;
+            for [id, sender, client_id, body, sent_at] in &page.entries {
+                after.clone_from(id);
+                let Ok(sid) = id.parse::<StreamId>() else {
+                    continue;
+                };
+                if first_live.is_some_and(|live| sid >= live) {
+                    continue;
+                }
+                let text = protocol::message(resonance, id, sender, client_id, body, sent_at);
+                if self.ws.feed(Message::Text(text.into())).await.is_err() {
+                    return Step::Stop;
+                }
+                self.hub.metrics.messages_out.inc();
+                replayed += 1;
+                let entry = self.seen.entry(resonance).or_insert((
+                    StreamId {
+                        ms: u64::MAX,
+                        seq: 0,
+                    },
+                    sid,
+                ));
+                if sid > entry.1 {
+                    entry.1 = sid;
+                }
+            }
+            if !page.more {
+                break;
+            }
+        }
+        if let Step::Stop = self
+            .reply(protocol::resumed(
+                resonance,
+                recovered,
+                replayed,
+                latest.as_deref(),
+            ))
+            .await
+        {
+            return Step::Stop;
+        }
+        if let Some(partner) = partner {
+            self.hub.watch(self.conn, resonance, partner).await;
+            match self.hub.store.presence(partner).await {
+                Ok((online, last_seen)) => {
+                    let text = protocol::presence(partner, online, last_seen.as_deref());
+                    return self.reply(text).await;
+                }
+                Err(e) => tracing::warn!(error = %e, "presence lookup failed"),
+            }
+        }
+        Step::Continue
+    }
+
+    async fn typing(&mut self, resonance: Uuid) -> Step {
+        let now = Instant::now();
+        if self
+            .typing_at
+            .get(&resonance)
+            .is_some_and(|at| now.duration_since(*at) < TYPING_EVERY)
+        {
+            return Step::Continue;
+        }
+        self.typing_at.insert(resonance, now);
+        let frame = protocol::typing(resonance, self.conn.user);
+        self.relay(resonance, "typing", frame, "").await
+    }
+
+    async fn read(&mut self, resonance: Uuid, message_id: String) -> Step {
+        if message_id.parse::<StreamId>().is_err() {
+            return self
+                .error(
+                    ErrorFrame::new(ErrorCode::InvalidField, "`message_id` is not a message id")
+                        .field("message_id")
+                        .resonance(resonance),
+                )
+                .await;
+        }
+        let frame = protocol::read(resonance, &message_id, self.conn.user);
+        self.relay(resonance, "read", frame, &message_id).await
+    }
+
+    async fn relay(&mut self, resonance: Uuid, kind: &str, frame: String, id: &str) -> Step {
+        match self
+            .hub
+            .store
+            .relay(
+                self.conn.user,
+                &self.conn.origin,
+                resonance,
+                kind,
+                &frame,
+                id,
+            )
+            .await
+        {
+            Ok(Membership::Member(())) => Step::Continue,
+            Ok(Membership::NotMember) => {
+                self.error(
+                    ErrorFrame::new(
+                        ErrorCode::NotMember,
+                        "this conversation does not exist or is not yours",
+                    )
+                    .resonance(resonance),
+                )
+                .await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "relay failed");
+                self.error(
+                    ErrorFrame::new(ErrorCode::Unavailable, "try again").resonance(resonance),
+                )
+                .await
+            }
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! The connection registry and the Redis bridge of one gateway process.
+//!
+//! - Every person held here has their chat channel (`chat:user:{id}`) subscribed; every person
+//!   whose presence a connection watches has their presence channel subscribed. Subscriptions
+//!   are reference-counted and reconciled by one task, in batches, so a storm of connects costs
+//!   a few `SUBSCRIBE` commands, and a connection only gets `ready` once its channel is live.
+//! - One dispatcher task reads every pub/sub message and pushes the (already serialised) frame
+//!   into the outbound queue of each local connection concerned.
+//! - Control channels: session revocations (close 4003) and closed conversations (`closed`).
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, Weak,
+    },
+    time::Duration,
+};
+
+use entities::chat::StreamId;
+use fred::{
+    clients::SubscriberClient,
+    prelude::{ClientLike, EventInterface, PubsubInterface},
+};
+use tokio::sync::{watch, Notify};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use uuid::Uuid;
+
+use crate::{metrics::Metrics, protocol, store::Store};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Something to write to one connection.
+pub enum Out {
+    Text(Utf8Bytes),
+    /// A chat message: the connection drops it when it already delivered this id.
+    Message {
+        resonance: Uuid,
+        id: StreamId,
+        text: Utf8Bytes,
+    },
+    Ping,
+}
+
+struct Outbox {
+    items: VecDeque<Out>,
+    closing: Option<(u16, &'static str)>,
+}
+
+/// One authenticated WebSocket connection, as the hub sees it.
+pub struct Conn {
+    pub id: u64,
+    pub user: Uuid,
+    pub session: Uuid,
+    pub origin: String,
+    outbox: Mutex<Outbox>,
+    pub wake: Notify,
+    /// Milliseconds since start of the last frame received (heartbeat bookkeeping).
+    pub last_heard: AtomicU64,
+    capacity: usize,
+}
+
+impl Conn {
+    /// Queues a frame; a full queue marks the connection as a slow consumer (closed with 1008).
+    pub fn push(&self, out: Out) -> bool {
+        let mut outbox = lock(&self.outbox);
+        if outbox.closing.is_some() {
+            return false;
+        }
+        if outbox.items.len() >= self.capacity {
+            outbox.items.clear();
+            outbox.closing = Some((1008, "slow consumer: outbound queue full"));
+            drop(outbox);
+            self.wake.notify_one();
+            return false;
+        }
+        outbox.items.push_back(out);
+        drop(outbox);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Asks the connection to close with `code`.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        let mut outbox = lock(&self.outbox);
+        if outbox.closing.is_none() {
+            outbox.closing = Some((code, reason));
+        }
+        drop(outbox);
+        self.wake.notify_one();
+    }
+
+    /// Takes what is queued (and the close request, if any).
+    pub fn take(&self, into: &mut VecDeque<Out>) -> Option<(u16, &'static str)> {
+        let mut outbox = lock(&self.outbox);
+        std::mem::swap(&mut outbox.items, into);
+        outbox.closing
+    }
+}
+
+#[derive(Default)]
+struct Subscriptions {
+    wanted: HashMap<String, usize>,
+    requested: u64,
+}
+
+struct Watch {
+    conn: Weak<Conn>,
+    conn_id: u64,
+    resonance: Uuid,
+}
+
+/// What a gateway process holds.
+pub struct Hub {
+    pub store: Store,
+    pub metrics: Metrics,
+    subscriber: SubscriberClient,
+    users: Mutex<HashMap<Uuid, Vec<Arc<Conn>>>>,
+    watchers: Mutex<HashMap<Uuid, Vec<Watch>>>,
+    subs: Mutex<Subscriptions>,
+    subs_changed: Notify,
+    subs_done: watch::Sender<u64>,
+    next_id: AtomicU64,
+    started: std::time::Instant,
+    queue_frames: usize,
+    pub stopping: AtomicBool,
+}
+
+impl Hub {
+    pub async fn start(
+        store: Store,
+        subscriber: SubscriberClient,
+        metrics: Metrics,
+        queue_frames: usize,
+    ) -> anyhow::Result<Arc<Self>> {
+        subscriber.init().await?;
+        drop(subscriber.manage_subscriptions());
+        let keys = store.keys.clone();
+        subscriber
+            .subscribe(vec![
+                keys.revocations_channel(),
+                keys.conversations_channel(),
+            ])
+            .await?;
+        let (subs_done, _) = watch::channel(0);
+        let hub = Arc::new(Self {
+            store,
+            metrics,
+            subscriber,
+            users: Mutex::default(),
+            watchers: Mutex::default(),
+            subs: Mutex::default(),
+            subs_changed: Notify::new(),
+            subs_done,
+            next_id: AtomicU64::new(1),
+            started: std::time::Instant::now(),
+            queue_frames,
+            stopping: AtomicBool::new(false),
+        });
+        tokio::spawn(Self::dispatch(
+            Arc::downgrade(&hub),
+            hub.subscriber.message_rx(),
+        ));
+        tokio::spawn(Self::reconcile(hub.clone()));
+        Ok(hub)
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn connections(&self) -> usize {
+        lock(&self.users).values().map(Vec::len).sum()
+    }
+
+    /// Every connection (for heartbeats and shutdown).
+    pub fn all(&self) -> Vec<Arc<Conn>> {
+        lock(&self.users).values().flatten().cloned().collect()
+    }
+
+    /// The people held here.
+    pub fn people(&self) -> Vec<Uuid> {
+        lock(&self.users).keys().copied().collect()
+    }
+
+    /// Other local connections of `user`?
+    pub fn has_other_local(&self, conn: &Conn) -> bool {
+        lock(&self.users)
+            .get(&conn.user)
+            .is_some_and(|list| list.iter().any(|c| c.id != conn.id))
+    }
+
+    fn want(&self, channels: &[String], delta: isize) -> u64 {
+        let mut subs = lock(&self.subs);
+        for channel in channels {
+            let n = subs.wanted.entry(channel.clone()).or_default();
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                subs.wanted.remove(channel);
+            }
+        }
+        subs.requested += 1;
+        let generation = subs.requested;
+        drop(subs);
+        self.subs_changed.notify_one();
+        generation
+    }
+
+    async fn until_subscribed(&self, generation: u64) {
+        let mut done = self.subs_done.subscribe();
+        let _ = done.wait_for(|g| *g >= generation).await;
+    }
+
+    /// Applies the wanted subscriptions, in batches.
+    async fn reconcile(this: Arc<Self>) {
+        let mut actual: HashSet<String> = HashSet::new();
+        loop {
+            let notified = this.subs_changed.notified();
+            let (generation, add, remove) = {
+                let subs = lock(&this.subs);
+                let add: Vec<String> = subs
+                    .wanted
+                    .keys()
+                    .filter(|c| !actual.contains(*c))
+                    .cloned()
+                    .collect();
+                let remove: Vec<String> = actual
+                    .iter()
+                    .filter(|c| !subs.wanted.contains_key(*c))
+                    .cloned()
+                    .collect();
+                (subs.requested, add, remove)
+            };
+            let mut ok = true;
+            for chunk in add.chunks(500) {
+                match this.subscriber.subscribe(chunk.to_vec()).await {
+                    Ok(()) => actual.extend(chunk.iter().cloned()),
+                    Err(e) => {
+                        ok = false;
+                        tracing::warn!(error = %e, "subscribe failed; retrying");
+                    }
+                }
+            }
+            for chunk in remove.chunks(500) {
+                match this.subscriber.unsubscribe(chunk.to_vec()).await {
+                    Ok(()) => {
+                        for c in chunk {
+                            actual.remove(c);
+                        }
+                    }
+                    Err(e) => {
+                        ok = false;
+                        tracing::warn!(error = %e, "unsubscribe failed; retrying");
+                    }
+                }
+            }
+            if ok {
+                this.subs_done.send_replace(generation);
+                notified.await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Registers an authenticated connection; returns once its chat channel is subscribed and
+    /// its presence recorded.
+    pub async fn register(
+        self: &Arc<Self>,
+        user: Uuid,
+        session: Uuid,
+    ) -> anyhow::Result<Arc<Conn>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            id,
+            user,
+            session,
+            origin: format!("{}-{id}", self.store.instance),
+            outbox: Mutex::new(Outbox {
+                items: VecDeque::new(),
+                closing: None,
+            }),
+            wake: Notify::new(),
+            last_heard: AtomicU64::new(self.now_ms()),
+            capacity: self.queue_frames,
+        });
+        let first = {
+            let mut users = lock(&self.users);
+            let list = users.entry(user).or_default();
+            list.push(conn.clone());
+            list.len() == 1
+        };
+        self.metrics.connections.inc();
+        let generation = self.want(&[self.store.keys.chat_user_channel(&user)], 1);
+        self.until_subscribed(generation).await;
+        if first {
+            self.presence_up(user).await?;
+        }
+        Ok(conn)
+    }
+
+    /// Forgets a connection (closed for any reason).
+    pub async fn unregister(self: &Arc<Self>, conn: &Arc<Conn>) {
+        let last = {
+            let mut users = lock(&self.users);
+            let Some(list) = users.get_mut(&conn.user) else {
+                return;
+            };
+            let before = list.len();
+            list.retain(|c| c.id != conn.id);
+            if list.len() == before {
+                return;
+            }
+            let last = list.is_empty();
+            if last {
+                users.remove(&conn.user);
+            }
+            last
+        };
+        self.metrics.connections.dec();
+        self.want(&[self.store.keys.chat_user_channel(&conn.user)], -1);
+        let watched: Vec<Uuid> = {
+            let mut watchers = lock(&self.watchers);
+            let mut gone = Vec::new();
+            watchers.retain(|partner, list| {
+                let before = list.len();
+                list.retain(|w| w.conn_id != conn.id);
+                for _ in list.len()..before {
+                    gone.push(*partner);
+                }
+                !list.is_empty()
+            });
+            gone
+        };
+        let channels: Vec<String> = watched
+            .iter()
+            .map(|p| self.store.keys.chat_presence_channel(p))
+            .collect();
+        if !channels.is_empty() {
+            self.want(&channels, -1);
+        }
+        if last && !self.stopping.load(Ordering::Relaxed) {
+            if let Err(e) = self.presence_down(conn.user).await {
+                tracing::warn!(error = %e, "presence update failed");
+            }
+        }
+    }
+
+    /// Watches `partner`'s presence for `conn` (they share `resonance`); returns once live.
+    pub async fn watch(&self, conn: &Arc<Conn>, resonance: Uuid, partner: Uuid) {
+        {
+            let mut watchers = lock(&self.watchers);
+            let list = watchers.entry(partner).or_default();
+            if list
+                .iter()
+                .any(|w| w.conn_id == conn.id && w.resonance == resonance)
+            {
+                return;
+            }
+            list.push(Watch {
+                conn: Arc::downgrade(conn),
+                conn_id: conn.id,
+                resonance,
+            });
+        }
+        let generation = self.want(&[self.store.keys.chat_presence_channel(&partner)], 1);
+        self.until_subscribed(generation).await;
+    }
+
+    pub async fn presence_up(&self, user: Uuid) -> anyhow::Result<()> {
+        let keys = &self.store.keys;
+        let now = chrono::Utc::now().timestamp_millis();
+        let _: i64 = self
+            .store
+            .presence_up
+            .evalsha_with_reload(
+                self.store.redis().next(),
+                vec![keys.chat_presence(&user)],
+                vec![
+                    self.store.instance.clone(),
+                    (now + entities::chat::PRESENCE_TTL_MS as i64).to_string(),
+                    now.to_string(),
+                    keys.chat_presence_channel(&user),
+                    protocol::presence(user, true, None),
+                    (entities::chat::PRESENCE_TTL_MS * 2).to_string(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn presence_down(&self, user: Uuid) -> anyhow::Result<()> {
+        let keys = &self.store.keys;
+        let at = chrono::Utc::now();
+        let seen = protocol::timestamp(at);
+        let _: i64 = self
+            .store
+            .presence_down
+            .evalsha_with_reload(
+                self.store.redis().next(),
+                vec![keys.chat_presence(&user), keys.chat_last_seen(&user)],
+                vec![
+                    self.store.instance.clone(),
+                    at.timestamp_millis().to_string(),
+                    keys.chat_presence_channel(&user),
+                    seen.clone(),
+                    protocol::presence(user, false, Some(&seen)),
+                    entities::chat::LAST_SEEN_TTL_S.to_string(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Refreshes the presence of everyone held here (the heartbeat).
+    pub async fn refresh_presence(&self) -> anyhow::Result<()> {
+        let people = self.people();
+        let expiry = chrono::Utc::now().timestamp_millis() + entities::chat::PRESENCE_TTL_MS as i64;
+        for chunk in people.chunks(500) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|u| self.store.keys.chat_presence(u))
+                .collect();
+            let _: i64 = self
+                .store
+                .presence_refresh
+                .evalsha_with_reload(
+                    self.store.redis().next(),
+                    keys,
+                    vec![
+                        self.store.instance.clone(),
+                        expiry.to_string(),
+                        (entities::chat::PRESENCE_TTL_MS * 2).to_string(),
+                    ],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks everyone held here offline (graceful shutdown).
+    pub async fn all_offline(&self) {
+        for user in self.people() {
+            if let Err(e) = self.presence_down(user).await {
+                tracing::warn!(error = %e, "presence update failed");
+                return;
+            }
+        }
+    }
+
+    async fn dispatch(
+        hub: Weak<Self>,
+        mut messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        let (user_prefix, presence_prefix, revocations, conversations) = match hub.upgrade() {
+            Some(h) => {
+                let keys = &h.store.keys;
+                (
+                    keys.chat_user_channel(&Uuid::nil())
+                        .replace(&Uuid::nil().to_string(), ""),
+                    keys.chat_presence_channel(&Uuid::nil())
+                        .replace(&Uuid::nil().to_string(), ""),
+                    keys.revocations_channel(),
+                    keys.conversations_channel(),
+                )
+            }
+            None => return,
+        };
+        loop {
+            let message = match messages.recv().await {
+                Ok(m) => m,
+                Err(RecvError::Closed) => return,
+                Err(RecvError::Lagged(n)) => {
+                    // Live frames were lost: every client reconnects and resumes, so nothing is
+                    // lost silently.
+                    tracing::error!(lost = n, "pub/sub fan-out lagged; restarting connections");
+                    if let Some(h) = hub.upgrade() {
+                        for conn in h.all() {
+                            conn.close(1012, "gateway overloaded: reconnect and resume");
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(this) = hub.upgrade() else { return };
+            let channel: &str = &message.channel;
+            let Some(text) = message.value.as_str() else {
+                continue;
+            };
+            if let Some(user) = channel.strip_prefix(user_prefix.as_str()) {
+                if let Ok(user) = user.parse::<Uuid>() {
+                    this.deliver(user, &text);
+                }
+            } else if let Some(partner) = channel.strip_prefix(presence_prefix.as_str()) {
+                if let Ok(partner) = partner.parse::<Uuid>() {
+                    this.deliver_presence(partner, &text);
+                }
+            } else if channel == revocations {
+                this.revoke(&text);
+            } else if channel == conversations {
+                this.close_conversation(&text);
+            }
+        }
+    }
+
+    /// `origin \t resonance \t message id \t frame` from a person's chat channel.
+    fn deliver(&self, user: Uuid, payload: &str) {
+        let mut parts = payload.splitn(4, '\t');
+        let (Some(origin), Some(resonance), Some(id), Some(frame)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        let conns: Vec<Arc<Conn>> = match lock(&self.users).get(&user) {
+            Some(list) => list
+                .iter()
+                .filter(|c| c.origin != origin)
+                .cloned()
+                .collect(),
+            None => return,
+        };
+        if conns.is_empty() {
+            return;
+        }
+        let text = Utf8Bytes::from(frame.to_owned());
+        let message = match (resonance.parse::<Uuid>(), id.parse::<StreamId>()) {
+            (Ok(resonance), Ok(id)) => {
+                let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+                self.metrics
+                    .fanout_seconds
+                    .observe(now.saturating_sub(id.ms) as f64 / 1000.0);
+                Some((resonance, id))
+            }
+            _ => None,
+        };
+        for conn in conns {
+            let out = match message {
+                Some((resonance, id)) => Out::Message {
+                    resonance,
+                    id,
+                    text: text.clone(),
+                },
+                None => Out::Text(text.clone()),
+            };
+            if !conn.push(out) {
+                self.metrics.slow_consumers.inc();
+            }
+        }
+    }
+
+    fn deliver_presence(&self, partner: Uuid, frame: &str) {
+        let targets: Vec<Arc<Conn>> = {
+            let watchers = lock(&self.watchers);
+            let Some(list) = watchers.get(&partner) else {
+                return;
+            };
+            let mut seen = HashSet::new();
+            list.iter()
+                .filter(|w| seen.insert(w.conn_id))
+                .filter_map(|w| w.conn.upgrade())
+                .collect()
+        };
+        let text = Utf8Bytes::from(frame.to_owned());
+        for conn in targets {
+            conn.push(Out::Text(text.clone()));
+        }
+    }
+
+    fn revoke(&self, payload: &str) {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(payload) else {
+            return;
+        };
+        let session = event
+            .get("session_id")
+            .and_then(|s| s.as_str())
+            .and_then(|s| s.parse::<Uuid>().ok());
+        let user = event
+            .get("user_id")
+            .and_then(|s| s.as_str())
+            .and_then(|s| s.parse::<Uuid>().ok());
+        let conns: Vec<Arc<Conn>> = match user {
+            Some(user) => lock(&self.users).get(&user).cloned().unwrap_or_default(),
+            None => self.all(),
+        };
+        for conn in conns {
+            if session.is_none_or(|s| s == conn.session) {
+                conn.close(4003, "session revoked");
+            }
+        }
+    }
+
+    fn close_conversation(&self, payload: &str) {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(payload) else {
+            return;
+        };
+        let Some(resonance) = event
+            .get("resonance_id")
+            .and_then(|s| s.as_str())
+            .and_then(|s| s.parse::<Uuid>().ok())
+        else {
+            return;
+        };
+        let members: Vec<Uuid> = event
+            .get("members")
+            .and_then(|m| m.as_array())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|u| u.as_str()?.parse::<Uuid>().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Stop watching presence through this conversation.
+        let mut unwatched = Vec::new();
+        let mut targets: HashMap<u64, Arc<Conn>> = HashMap::new();
+        {
+            let mut watchers = lock(&self.watchers);
+            watchers.retain(|partner, list| {
+                list.retain(|w| {
+                    if w.resonance == resonance {
+                        if let Some(c) = w.conn.upgrade() {
+                            targets.insert(c.id, c);
+                        }
+                        unwatched.push(*partner);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                !list.is_empty()
+            });
+        }
+        {
+            let users = lock(&self.users);
+            for member in &members {
+                for c in users.get(member).into_iter().flatten() {
+                    targets.insert(c.id, c.clone());
+                }
+            }
+        }
+        if !unwatched.is_empty() {
+            let channels: Vec<String> = unwatched
+                .iter()
+                .map(|p| self.store.keys.chat_presence_channel(p))
+                .collect();
+            self.want(&channels, -1);
+        }
+        let text = Utf8Bytes::from(protocol::closed(resonance));
+        for conn in targets.into_values() {
+            conn.push(Out::Text(text.clone()));
+        }
+    }
+}
