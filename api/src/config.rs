@@ -182,15 +182,7 @@ fn dev_key(seed: &str) -> [u8; 32] {
     Sha256::digest(seed.as_bytes()).into()
 }
 
-/// Wraps a raw Ed25519 seed in a PKCS#8 v1 document (RFC 8410).
-fn ed25519_pkcs8(seed: &[u8; 32]) -> Vec<u8> {
-    let mut der = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    der.extend_from_slice(seed);
-    der
-}
+use entities::auth::ed25519_pkcs8;
 
 impl Settings {
     /// Reads the process environment.

@@ -12,6 +12,22 @@ pub const AUDIENCE: &str = "despacio-api";
 /// purpose: the API and the gateway refuse it in production.
 pub const DEV_JWT_SEED: &str = "despacio-dev-jwt-signing-key";
 
+/// The development Ed25519 seed (32 bytes).
+pub fn dev_jwt_seed() -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(DEV_JWT_SEED.as_bytes()).into()
+}
+
+/// Wraps a raw Ed25519 seed in a PKCS#8 v1 document (RFC 8410), the form signing libraries take.
+pub fn ed25519_pkcs8(seed: &[u8; 32]) -> Vec<u8> {
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(seed);
+    der
+}
+
 /// A person's role; each role includes the powers of the ones before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

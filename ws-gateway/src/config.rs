@@ -3,7 +3,6 @@
 use std::{net::SocketAddr, time::Duration};
 
 use base64::Engine;
-use sha2::Digest;
 
 /// A bad variable, named.
 #[derive(Debug)]
@@ -52,8 +51,7 @@ pub struct Settings {
 }
 
 fn dev_public_key() -> Vec<u8> {
-    let seed: [u8; 32] = sha2::Sha256::digest(entities::auth::DEV_JWT_SEED.as_bytes()).into();
-    match ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed) {
+    match ring::signature::Ed25519KeyPair::from_seed_unchecked(&entities::auth::dev_jwt_seed()) {
         Ok(pair) => ring::signature::KeyPair::public_key(&pair)
             .as_ref()
             .to_vec(),
