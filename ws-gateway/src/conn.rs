@@ -116,8 +116,29 @@ async fn write(ws: &mut Ws, text: String) -> bool {
 }
 
 /// Serves one TCP connection whose request is `GET /v1/chat`.
-#[allow(clippy::result_large_err)] // tungstenite's callback signature
+///
+/// Memory: the setup (handshake, authentication, registration) runs in a boxed future that is
+/// freed once the connection is ready, so what an idle connection keeps is the stream, the
+/// session and a small select state (see bench/RESULTS.md).
 pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream) {
+    let Some((ws, conn)) = Box::pin(setup(&hub, &ctx, stream)).await else {
+        return;
+    };
+    let mut session = Session {
+        hub: &hub,
+        conn: &conn,
+        ws,
+        seen: HashMap::new(),
+        typing_at: HashMap::new(),
+    };
+    session.run().await;
+    drop(session);
+    Box::pin(hub.unregister(&conn)).await;
+}
+
+/// Handshake, authentication, registration and `ready`; `None` when the connection ended.
+#[allow(clippy::result_large_err)] // tungstenite's callback signature
+async fn setup(hub: &Arc<Hub>, ctx: &Context, stream: TcpStream) -> Option<(Ws, Arc<Conn>)> {
     let _ = stream.set_nodelay(true);
     let mut header_token: Option<String> = None;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
@@ -158,7 +179,7 @@ pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream) {
         tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config()));
     let mut ws = match tokio::time::timeout(Duration::from_secs(10), handshake).await {
         Ok(Ok(ws)) => ws,
-        _ => return,
+        _ => return None,
     };
     let token = match header_token {
         Some(token) => token,
@@ -167,7 +188,7 @@ pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream) {
             Err(reason) => {
                 hub.metrics.closes.with_label_values(&["4001"]).inc();
                 close(&mut ws, 4001, reason).await;
-                return;
+                return None;
             }
         },
     };
@@ -176,7 +197,7 @@ pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream) {
         Err(reason) => {
             hub.metrics.closes.with_label_values(&["4001"]).inc();
             close(&mut ws, 4001, reason).await;
-            return;
+            return None;
         }
     };
     match hub.store.session_revoked(claims.sid).await {
@@ -184,39 +205,34 @@ pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream) {
         Ok(true) => {
             hub.metrics.closes.with_label_values(&["4003"]).inc();
             close(&mut ws, 4003, "session revoked").await;
-            return;
+            return None;
         }
         Err(e) => {
             tracing::warn!(error = %e, "revocation check failed");
             close(&mut ws, 1011, "store unavailable").await;
-            return;
+            return None;
         }
     }
     if hub.stopping.load(Ordering::Relaxed) {
         close(&mut ws, 1012, "service restart").await;
-        return;
+        return None;
     }
     let conn = match hub.register(claims.sub, claims.sid).await {
         Ok(conn) => conn,
         Err(e) => {
             tracing::warn!(error = %e, "registration failed");
             close(&mut ws, 1011, "store unavailable").await;
-            return;
+            return None;
         }
     };
     let (count, _) = hub.store.limit();
     let ready = protocol::ready(claims.sub, claims.sid, ctx.heartbeat.as_secs(), count);
     if write(&mut ws, ready).await {
-        let mut session = Session {
-            hub: &hub,
-            conn: &conn,
-            ws,
-            seen: HashMap::new(),
-            typing_at: HashMap::new(),
-        };
-        session.run().await;
+        Some((ws, conn))
+    } else {
+        hub.unregister(&conn).await;
+        None
     }
-    hub.unregister(&conn).await;
 }
 
 async fn first_auth_frame(ws: &mut Ws, deadline: Duration) -> Result<String, &'static str> {
@@ -257,10 +273,12 @@ impl Session<'_> {
     async fn run(&mut self) {
         let mut pending = VecDeque::new();
         loop {
+            // The handlers are boxed: an idle connection's task then holds only the small
+            // select state, not the largest handler's (see bench/RESULTS.md, memory).
             let step = tokio::select! {
                 biased;
-                _ = self.conn.wake.notified() => self.drain(&mut pending).await,
-                incoming = self.ws.next() => self.incoming(incoming).await,
+                _ = self.conn.wake.notified() => Box::pin(self.drain(&mut pending)).await,
+                incoming = self.ws.next() => Box::pin(self.incoming(incoming)).await,
             };
             if matches!(step, Step::Stop) {
                 return;

@@ -143,7 +143,7 @@ impl Gateway {
             .map_err(|_| anyhow::anyhow!("REDIS_URL: Redis did not answer within 10 s"))??;
         let subscriber = Builder::from_config(config)
             .set_policy(policy)
-            .with_performance_config(|p| p.broadcast_channel_capacity = 1 << 16)
+            .with_performance_config(|p| p.broadcast_channel_capacity = 1 << 14)
             .build_subscriber_client()?;
         let db = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
@@ -230,13 +230,14 @@ impl Gateway {
                     let hub = self.hub.clone();
                     let ctx = self.ctx.clone();
                     let probe_tx = probe_tx.clone();
-                    tokio::spawn(async move {
-                        if is_chat(&stream).await {
+                    let fut = async move {
+                        if Box::pin(is_chat(&stream)).await {
                             conn::serve(hub, ctx, stream).await;
                         } else {
                             let _ = probe_tx.send((stream, remote)).await;
                         }
-                    });
+                    };
+                    tokio::spawn(fut);
                 }
             }
         }
