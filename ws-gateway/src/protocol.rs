@@ -46,7 +46,6 @@ pub enum ErrorCode {
     RateLimited,
     Unauthorized,
     InvalidField,
-    NotReady,
     Unavailable,
 }
 
