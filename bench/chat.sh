@@ -5,13 +5,14 @@
 #  (a) idle: RSS per authenticated connection at 10,000 and 19,500 connections (both servers);
 #  (b)+(c) 1,000 pairs on two instances at fixed total rates: latency p50/p99/p99.9, losses,
 #      duplicates, for both servers in the same run;
-#  (d) reconnect storm: SIGKILL a gateway holding 10,000 connections while messages flow.
-# Usage: bench/chat.sh [seconds per rate=10] [rates=1000,2000,5000,10000,15000,20000]
+#  (d) reconnect storm: SIGKILL a gateway holding 10,000 connections while messages flow;
+#  (e) CPU per process at 8,000 and 12,000 msg/s for both servers.
+# Usage: bench/chat.sh [seconds per rate=10] [rates=1000,2000,5000,8000,10000,12000,14000,16000,20000]
 # Needs: Redis (scripts/services.sh), Node.js + npm (for the baseline). Open files: 20,000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
-RATES="${2:-1000,2000,5000,10000,15000,20000}"
+RATES="${2:-1000,2000,5000,8000,10000,12000,14000,16000,20000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/despacio/target}"
 cargo build --release -q -p ws-gateway -p chat-load
 BIN="$CARGO_TARGET_DIR/release"
@@ -73,6 +74,29 @@ for target in despacio socketio; do
   kill -9 "$a" "$b" 2>/dev/null || true
   redis-cli --scan --pattern "${prefix}*" | xargs -r -n 1000 redis-cli del >/dev/null
   sleep 1
+done
+
+# (e) where the CPU goes at fixed rates (both servers): % of one core per process over 5 s
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+redis_pid=$(pgrep -f "redis-server.*6379" | head -1)
+: > "$OUT/cpu.jsonl"
+for target in despacio socketio; do
+  for rate in 8000 12000; do
+    prefix="bench:cpu:$RANDOM:"
+    if [ "$target" = despacio ]; then a=$(gateway 18181 "$prefix"); b=$(gateway 18182 "$prefix")
+    else a=$(socketio 18181 "$prefix"); b=$(socketio 18182 "$prefix"); fi
+    PIDS+=("$a" "$b"); wait_port 18181; wait_port 18182; sleep 1
+    "$BIN/chat-load" rate --target "$target" --urls ws://127.0.0.1:18181,ws://127.0.0.1:18182 \
+      --pairs 1000 --rates "$rate" --secs 14 --prefix "$prefix" > /dev/null 2>&1 &
+    load=$!
+    sleep 6
+    c1=$(cpu "$a"); c2=$(cpu "$b"); cr=$(cpu "$redis_pid"); cl=$(cpu "$load")
+    sleep 5
+    echo "{\"target\":\"$target\",\"rate\":$rate,\"cpu_percent\":{\"server_a\":$(( ($(cpu "$a")-c1)/5 )),\"server_b\":$(( ($(cpu "$b")-c2)/5 )),\"redis\":$(( ($(cpu "$redis_pid")-cr)/5 )),\"load_generator\":$(( ($(cpu "$load")-cl)/5 ))}}" | tee -a "$OUT/cpu.jsonl"
+    wait "$load" || true
+    kill -9 "$a" "$b" 2>/dev/null || true
+    redis-cli --scan --pattern "${prefix}*" | xargs -r -n 1000 redis-cli del >/dev/null
+  done
 done
 
 # (d) reconnect storm

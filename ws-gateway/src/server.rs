@@ -107,6 +107,22 @@ pub struct Gateway {
     grace: Duration,
 }
 
+/// Binds with a deep accept queue: after a gateway dies, thousands of clients reconnect at once,
+/// and a full queue drops SYNs that clients only retry a second later.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Pending connections the kernel queues for `accept` (capped by `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 8192;
+
 /// Does the request start with `GET /v1/chat`? Waits (briefly) for enough bytes to tell.
 async fn is_chat(stream: &TcpStream) -> bool {
     const PREFIX: &[u8] = b"GET /v1/chat";
@@ -160,8 +176,7 @@ impl Gateway {
             settings.messages_limit,
         );
         let hub = Hub::start(store, subscriber, metrics.clone(), settings.queue_frames).await?;
-        let listener = TcpListener::bind(settings.gateway_addr)
-            .await
+        let listener = listen(settings.gateway_addr)
             .map_err(|e| anyhow::anyhow!("GATEWAY_ADDR {}: {e}", settings.gateway_addr))?;
         let addr = listener.local_addr()?;
         Ok(Self {

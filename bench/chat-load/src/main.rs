@@ -241,6 +241,8 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 struct Phase {
     acked: HashSet<u64>,
     received: HashMap<u64, u32>,
+    /// storm: how each message arrived (0 live before the kill, 1 replayed, 2 live after).
+    via: HashMap<u64, Vec<u8>>,
     latencies_us: Vec<u64>,
     ack_us: Vec<u64>,
 }
@@ -249,6 +251,8 @@ struct Shared {
     start: Instant,
     phase: Mutex<Phase>,
     sent: AtomicU64,
+    /// Connections the server closed (rate: a slow consumer is disconnected by policy).
+    closed: AtomicU64,
 }
 
 impl Shared {
@@ -281,6 +285,8 @@ enum Seen {
         seq: u64,
         at_us: u64,
         id: Option<String>,
+        /// The sender (DESPACIO only): a replay also returns the client's own messages.
+        sender: Option<String>,
     },
     Resumed,
     Ping,
@@ -301,6 +307,7 @@ fn parse(target: Target, text: &str) -> Seen {
                         seq,
                         at_us,
                         id: field(text, "message_id").map(str::to_owned),
+                        sender: field(text, "sender_id").map(str::to_owned),
                     },
                     _ => Seen::Other,
                 }
@@ -322,6 +329,7 @@ fn parse(target: Target, text: &str) -> Seen {
                         seq,
                         at_us,
                         id: None,
+                        sender: None,
                     },
                     _ => Seen::Other,
                 }
@@ -349,10 +357,12 @@ async fn rate_client(
     shared: Arc<Shared>,
 ) {
     let mut pending: HashMap<u64, u64> = HashMap::new();
+    let mut open = true;
     loop {
         tokio::select! {
-            cmd = cmds.recv() => {
-                let Some(Cmd::Send { seq, at_us }) = cmd else { return };
+            cmd = cmds.recv(), if open => {
+                // No more sends: keep receiving until the process ends.
+                let Some(Cmd::Send { seq, at_us }) = cmd else { open = false; continue };
                 pending.insert(seq, at_us);
                 if ws.send(Message::Text(send_frame(target, &person, seq, at_us).into())).await.is_err() {
                     return;
@@ -362,7 +372,16 @@ async fn rate_client(
             incoming = ws.next() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(Message::Close(frame))) => {
+                        let code = frame.map_or(1005, |f| u16::from(f.code));
+                        eprintln!("connection closed by the server: {code}");
+                        shared.closed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    None | Some(Err(_)) => {
+                        shared.closed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                     Some(Ok(_)) => continue,
                 };
                 let now = shared.now_us();
@@ -475,6 +494,7 @@ async fn rate(
         start: Instant::now(),
         phase: Mutex::new(Phase::default()),
         sent: AtomicU64::new(0),
+        closed: AtomicU64::new(0),
     });
     let mut senders = Vec::new();
     for (ws, person) in held {
@@ -507,14 +527,22 @@ async fn rate(
             }
         }
         let send_secs = phase_start.elapsed().as_secs_f64();
-        // Drain: wait for stragglers (up to 5 s).
+        // Drain: wait until everything arrived, or nothing moved for 3 s (at most 60 s).
         let drain_start = Instant::now();
+        let mut last_progress = (Instant::now(), 0usize);
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let phase = shared.phase.lock().unwrap_or_else(|p| p.into_inner());
+            let seen = phase.received.len() + phase.acked.len();
             let done = phase.received.len() as u64 >= total && phase.acked.len() as u64 >= total;
             drop(phase);
-            if done || drain_start.elapsed() > Duration::from_secs(5) {
+            if seen != last_progress.1 {
+                last_progress = (Instant::now(), seen);
+            }
+            if done
+                || last_progress.0.elapsed() > Duration::from_secs(3)
+                || drain_start.elapsed() > Duration::from_secs(60)
+            {
                 break;
             }
         }
@@ -540,6 +568,7 @@ async fn rate(
             "scheduled": total, "send_secs": send_secs,
             "acked": phase.acked.len(), "received": phase.received.len(),
             "lost_acked": lost, "never_acked": never_acked, "duplicates": duplicates,
+            "connections_closed_so_far": shared.closed.load(Ordering::Relaxed),
             "p50_ms": percentile(&phase.latencies_us, 0.5),
             "p99_ms": percentile(&phase.latencies_us, 0.99),
             "p999_ms": percentile(&phase.latencies_us, 0.999),
@@ -570,11 +599,12 @@ async fn storm_client(
     let mut unacked: HashMap<u64, u64> = HashMap::new();
     let mut last_seen: Option<String> = None;
     let mut on_backup = false;
+    let mut open = true;
     loop {
         let broken = loop {
             tokio::select! {
-                cmd = cmds.recv() => {
-                    let Some(Cmd::Send { seq, at_us }) = cmd else { return };
+                cmd = cmds.recv(), if open => {
+                    let Some(Cmd::Send { seq, at_us }) = cmd else { open = false; continue };
                     unacked.insert(seq, at_us);
                     if ws.send(Message::Text(send_frame(target, &person, seq, at_us).into())).await.is_err() {
                         break true;
@@ -592,10 +622,12 @@ async fn storm_client(
                             unacked.remove(&seq);
                             shared.phase.lock().unwrap_or_else(|p| p.into_inner()).acked.insert(seq);
                         }
-                        Seen::Message { seq, at_us, id } => {
+                        Seen::Message { sender: Some(from), .. } if from == person.id => {}
+                        Seen::Message { seq, at_us, id, .. } => {
                             if id.is_some() { last_seen = id; }
                             let mut phase = shared.phase.lock().unwrap_or_else(|p| p.into_inner());
                             *phase.received.entry(seq).or_default() += 1;
+                            phase.via.entry(seq).or_default().push(if on_backup { 2 } else { 0 });
                             phase.latencies_us.push(now.saturating_sub(at_us));
                         }
                         _ => {}
@@ -629,13 +661,18 @@ async fn storm_client(
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => match parse(target, &text) {
                     Seen::Resumed => break,
-                    Seen::Message { seq, at_us, id } => {
+                    // My own messages come back in a replay (a new device needs them).
+                    Seen::Message {
+                        sender: Some(from), ..
+                    } if from == person.id => {}
+                    Seen::Message { seq, at_us, id, .. } => {
                         if id.is_some() {
                             last_seen = id;
                         }
                         let now = shared.now_us();
                         let mut phase = shared.phase.lock().unwrap_or_else(|p| p.into_inner());
                         *phase.received.entry(seq).or_default() += 1;
+                        phase.via.entry(seq).or_default().push(1);
                         phase.latencies_us.push(now.saturating_sub(at_us));
                     }
                     Seen::Ack(seq) => {
@@ -693,6 +730,7 @@ async fn storm(
         start: Instant::now(),
         phase: Mutex::new(Phase::default()),
         sent: AtomicU64::new(0),
+        closed: AtomicU64::new(0),
     });
     let resumed = Arc::new(AtomicUsize::new(0));
     let resume_us = Arc::new(Mutex::new(Vec::new()));
@@ -780,9 +818,14 @@ async fn storm(
         .values()
         .map(|&n| u64::from(n.saturating_sub(1)))
         .sum();
+    let mut paths: HashMap<String, u64> = HashMap::new();
+    for v in phase.via.values().filter(|v| v.len() > 1) {
+        *paths.entry(format!("{v:?}")).or_default() += 1;
+    }
     println!(
         "{}",
         serde_json::json!({
+            "duplicates_by_path": paths,
             "clients": total, "rate": rate, "scheduled": seq,
             "resumed": resumed.load(Ordering::SeqCst),
             "all_resumed_secs_after_kill": all_resumed_secs,
