@@ -1,6 +1,10 @@
 //! Test side of the chat gateway: real `despacio-gateway` processes on this test's database and
 //! Redis prefix, a WebSocket client, and a check of every frame against `openapi/asyncapi.json`.
-use std::{io::BufRead, sync::OnceLock, time::Duration};
+use std::{
+    io::{BufRead, Write},
+    sync::OnceLock,
+    time::Duration,
+};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -10,7 +14,17 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
 };
 
-use crate::helpers::{pg_base, redis_url, TestApp, TestUser};
+use crate::helpers::{listening_addr, pg_base, redis_url, TestApp, TestUser};
+
+/// A file in the temp folder for a gateway's log (kept for post-mortems).
+fn tempfile_log() -> (std::path::PathBuf, std::fs::File) {
+    let path = std::env::temp_dir().join(format!(
+        "despacio-gateway-{}.log",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let file = std::fs::File::create(&path).expect("log file");
+    (path, file)
+}
 
 /// A gateway process; killed (SIGKILL) when dropped.
 pub struct GatewayProcess {
@@ -53,17 +67,12 @@ fn gateway_binary() -> std::path::PathBuf {
 impl TestApp {
     /// Starts a `despacio-gateway` process for this app (its database, Redis prefix, dev key).
     pub fn spawn_gateway(&self, extra: &[(&str, &str)]) -> GatewayProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
         let mut command = std::process::Command::new(gateway_binary());
         command
             .env("DATABASE_URL", format!("{}/{}", pg_base(), self.db_name))
             .env("REDIS_URL", redis_url())
             .env("REDIS_PREFIX", &self.prefix)
-            .env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+            .env("GATEWAY_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::piped())
@@ -74,15 +83,22 @@ impl TestApp {
         let mut child = command.spawn().expect("spawn despacio-gateway");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = std::io::BufReader::new(stdout).lines();
-        for line in lines.by_ref() {
-            if line.expect("line").contains("despacio-gateway listening") {
-                break;
+        let mut log = tempfile_log();
+        let mut logged = lines.by_ref().inspect(|line| {
+            if let Ok(line) = line {
+                let _ = writeln!(log.1, "{line}");
             }
-        }
-        std::thread::spawn(move || for _ in lines {});
+        });
+        let addr = listening_addr(&mut logged, "despacio-gateway listening");
+        let mut log = log.1;
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+            }
+        });
         GatewayProcess {
-            url: format!("ws://127.0.0.1:{port}/v1/chat"),
-            base: format!("http://127.0.0.1:{port}"),
+            url: format!("ws://{addr}/v1/chat"),
+            base: format!("http://{addr}"),
             child,
         }
     }

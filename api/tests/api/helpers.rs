@@ -559,6 +559,26 @@ impl Sse {
     }
 }
 
+/// Reads a process's JSON log lines until the one containing `needle`, and returns its `addr`
+/// field: processes bind port 0 themselves, so no two tests ever race for a port.
+pub fn listening_addr(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    needle: &str,
+) -> String {
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if line.contains(needle) {
+            let value: Value = serde_json::from_str(&line).expect("a JSON log line");
+            return value["fields"]["addr"]
+                .as_str()
+                .or_else(|| value["addr"].as_str())
+                .unwrap_or_else(|| panic!("no addr in {line}"))
+                .to_owned();
+        }
+    }
+    panic!("the process ended without logging `{needle}`");
+}
+
 /// A second API as a real separate process (the `despacio-api` binary) on the same database and
 /// Redis prefix. Killed when dropped.
 pub struct ApiProcess {
@@ -590,17 +610,12 @@ impl TestApp {
 
     pub fn spawn_process(&self) -> ApiProcess {
         use std::io::BufRead;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_despacio-api"));
         command
             .env("DATABASE_URL", format!("{}/{}", pg_base(), self.db_name))
             .env("REDIS_URL", redis_url())
             .env("REDIS_PREFIX", &self.prefix)
-            .env("API_ADDR", format!("127.0.0.1:{port}"))
+            .env("API_ADDR", "127.0.0.1:0")
             .env("OUTBOX_DIR", &self.outbox)
             .env("AUTO_MIGRATE", "false")
             .env("LOG_FORMAT", "json")
@@ -613,15 +628,11 @@ impl TestApp {
         let mut child = command.spawn().expect("spawn despacio-api");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = std::io::BufReader::new(stdout).lines();
-        for line in lines.by_ref() {
-            if line.expect("line").contains("despacio-api listening") {
-                break;
-            }
-        }
+        let addr = listening_addr(&mut lines, "despacio-api listening");
         // Keep draining the output so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         ApiProcess {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://{addr}"),
             child,
         }
     }

@@ -34,10 +34,6 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     let db = fresh_database().await;
     let outbox =
         std::env::temp_dir().join(format!("despacio-outbox-{}", uuid::Uuid::new_v4().simple()));
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        l.local_addr().expect("addr").port()
-    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_despacio-api"))
         .env("DATABASE_URL", format!("{}/{db}", pg_base()))
         .env("REDIS_URL", redis_url())
@@ -45,7 +41,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
             "REDIS_PREFIX",
             format!("test:{}:", uuid::Uuid::new_v4().simple()),
         )
-        .env("API_ADDR", format!("127.0.0.1:{port}"))
+        .env("API_ADDR", "127.0.0.1:0")
         .env("OUTBOX_DIR", &outbox)
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
@@ -63,11 +59,11 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         }
         panic!("the process ended without logging `{needle}`");
     };
-    wait_for(&mut lines, "despacio-api listening");
+    let addr = crate::helpers::listening_addr(&mut lines, "despacio-api listening");
 
     // A request whose body has not fully arrived yet.
     let body = br#"{"email":"late@example.com","password":"slow-and-steady-2026"}"#;
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut stream = TcpStream::connect(addr.as_str()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
