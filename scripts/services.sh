@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts what DESPACIO needs on a Debian machine, when it is missing:
-# PostgreSQL 15 with PostGIS 3, and Redis 7. Idempotent: a second run changes nothing.
+# PostgreSQL 15 with PostGIS 3, Redis 7, and moto (an S3 API) for the object-store tests. Idempotent: a second run changes nothing.
 set -euo pipefail
 
 SUDO=""
@@ -38,9 +38,24 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 
+# An S3-compatible server for the object-store tests (moto, from PyPI), on 127.0.0.1:9100.
+S3_PORT="${TEST_S3_PORT:-9100}"
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "services: installing moto[server] (S3 API for tests)"
+  python3 -m pip install -q --disable-pip-version-check "moto[server]==5.*" >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages "moto[server]==5.*" >/dev/null
+fi
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
+  echo "services: starting moto_server on 127.0.0.1:$S3_PORT"
+  mkdir -p "${TMPDIR:-/tmp}/despacio-moto"
+  nohup moto_server -H 127.0.0.1 -p "$S3_PORT" >"${TMPDIR:-/tmp}/despacio-moto/moto.log" 2>&1 &
+  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.2; done
+fi
+
 pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { echo "services: PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1; }
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "services: Redis is not answering on 127.0.0.1:6379" >&2; exit 1; }
 # The tests connect as `postgres` without a password (trust on loopback, as on the dev machines).
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1" >/dev/null \
   || { echo "services: cannot connect as postgres@127.0.0.1 (trust auth expected for local runs)" >&2; exit 1; }
-echo "services: PostgreSQL + PostGIS and Redis are ready"
+(exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null || { echo "services: moto_server is not answering on 127.0.0.1:$S3_PORT" >&2; exit 1; }
+echo "services: PostgreSQL + PostGIS, Redis and an S3 API (moto) are ready"

@@ -25,6 +25,18 @@ fn bad(var: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Where and how to reach S3 (or MinIO, or any S3-compatible server).
+#[derive(Clone, Debug)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// `AWS_ENDPOINT_URL` (MinIO, a local server); unset: AWS itself.
+    pub endpoint: Option<String>,
+    /// `AWS_REGION` (default `us-east-1`).
+    pub region: String,
+    pub access_key_id: Option<SecretString>,
+    pub secret_access_key: Option<SecretString>,
+}
+
 /// `APP_ENV`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppEnv {
@@ -142,6 +154,13 @@ pub struct Settings {
     /// Where people reach the API (links in mails, cookie `Secure` flag).
     pub public_base_url: String,
     pub object_store_url: String,
+    /// S3 settings when `OBJECT_STORE_URL` is `s3://bucket` (`AWS_*` variables).
+    pub s3: Option<S3Settings>,
+    /// Photos wait for a moderator before others see them (`PHOTO_REVIEW=before`), or are
+    /// visible at once and may be rejected later (`after`, the default).
+    pub photo_review_before: bool,
+    /// Concurrent photo decodes/encodes (`PHOTO_WORKERS`, default: CPU count).
+    pub photo_workers: usize,
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
     pub outbox_dir: PathBuf,
@@ -257,6 +276,52 @@ impl Settings {
 
         let object_store_url =
             get("OBJECT_STORE_URL").unwrap_or_else(|| "./.data/photos".to_owned());
+        let s3 = match object_store_url.strip_prefix("s3://") {
+            None => None,
+            Some(rest) => {
+                let bucket = rest.trim_end_matches('/');
+                if bucket.is_empty() || bucket.contains('/') {
+                    return Err(bad(
+                        "OBJECT_STORE_URL",
+                        "an S3 URL is `s3://bucket` (no path)",
+                    ));
+                }
+                let endpoint = get("AWS_ENDPOINT_URL");
+                if let Some(e) = &endpoint {
+                    if !e.starts_with("http://") && !e.starts_with("https://") {
+                        return Err(bad("AWS_ENDPOINT_URL", "must be an http(s):// URL"));
+                    }
+                }
+                Some(S3Settings {
+                    bucket: bucket.to_owned(),
+                    endpoint,
+                    region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+                    access_key_id: get("AWS_ACCESS_KEY_ID").map(SecretString::from),
+                    secret_access_key: get("AWS_SECRET_ACCESS_KEY").map(SecretString::from),
+                })
+            }
+        };
+        let photo_review_before = match get("PHOTO_REVIEW").as_deref() {
+            None | Some("after") => false,
+            Some("before") => true,
+            Some(other) => {
+                return Err(bad(
+                    "PHOTO_REVIEW",
+                    format!("`{other}` is neither `after` nor `before`"),
+                ))
+            }
+        };
+        let photo_workers = match get("PHOTO_WORKERS") {
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| bad("PHOTO_WORKERS", "a number from 1 to 64"))?,
+        };
         let smtp_url = get("SMTP_URL");
         if let Some(url) = &smtp_url {
             if !url.starts_with("smtp://") && !url.starts_with("smtps://") {
@@ -428,6 +493,9 @@ impl Settings {
             worker_addr: addr("WORKER_ADDR", "127.0.0.1:8082")?,
             public_base_url,
             object_store_url,
+            s3,
+            photo_review_before,
+            photo_workers,
             smtp_url: smtp_url.map(SecretString::from),
             mail_from: get("MAIL_FROM")
                 .unwrap_or_else(|| "DESPACIO <no-reply@despacio.app>".to_owned()),

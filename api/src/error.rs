@@ -110,6 +110,9 @@ pub enum AppError {
     /// 413: body over the limit.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// 415: a media type we do not take (an upload's real format, or a `Content-Type`).
+    #[error("{detail}")]
+    UnsupportedMediaType { detail: String },
     /// 422: well-formed input with invalid values.
     #[error("invalid input")]
     Validation(Vec<FieldProblem>),
@@ -183,6 +186,7 @@ impl AppError {
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Gone { .. } => StatusCode::GONE,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -201,6 +205,9 @@ impl AppError {
             AppError::Conflict { kind, .. } => (*kind, "Conflict"),
             AppError::Gone { kind, .. } => (*kind, "Gone"),
             AppError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
+            AppError::UnsupportedMediaType { .. } => {
+                ("unsupported-media-type", "Unsupported media type")
+            }
             AppError::Validation(_) => ("validation-failed", "Invalid input"),
             AppError::RateLimited { .. } => ("rate-limited", "Too many requests"),
             AppError::Unavailable(_) => ("service-unavailable", "Service unavailable"),
@@ -218,6 +225,7 @@ impl AppError {
         };
         match self {
             AppError::BadRequest { field, .. } => problem.field = field.clone(),
+            AppError::UnsupportedMediaType { .. } => problem.field = Some("file".into()),
             AppError::Forbidden { until, .. } => problem.until = *until,
             AppError::Validation(errors) => {
                 problem.field = errors.first().map(|e| e.field.clone());
@@ -368,7 +376,7 @@ fn describe(status: u16) -> &'static str {
         409 => "Conflicts with the current state (`email-taken`, `profile-incomplete`, `idempotency-key-in-use`, ...).",
         410 => "The cursor no longer applies (`cursor-expired`): start again without it.",
         413 => "The request body is larger than allowed.",
-        415 => "Unsupported `Content-Type`.",
+        415 => "Unsupported media type: the request's `Content-Type`, or an uploaded file whose real format (read from its bytes) is not accepted (`unsupported-media-type`).",
         422 => "Well-formed but invalid values; `errors` lists every invalid field.",
         429 => "Too many requests: wait `Retry-After` seconds (`RateLimit-*` headers describe the limit).",
         503 => "A backing service is unavailable; retry shortly.",

@@ -42,6 +42,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
+pub mod photos;
 pub mod profiles;
 pub mod ratelimit;
 pub mod resonances;

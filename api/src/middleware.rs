@@ -121,7 +121,14 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let id = request_id(&req);
         let method = req.method().to_string();
         let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path());
-        let (mut resp, route) = match read_body(&mut req, self.max_body_bytes).await {
+        // Photo uploads are the one route with a larger body limit.
+        let limit =
+            if req.method() == poem::http::Method::POST && req.uri().path() == "/v1/me/photos" {
+                crate::photos::processing::MAX_UPLOAD_BYTES + 64 * 1024
+            } else {
+                self.max_body_bytes
+            };
+        let (mut resp, route) = match read_body(&mut req, limit).await {
             Err(resp) => (resp, None),
             Ok(body) => match self.inner.call(req).instrument(span.clone()).await {
                 Ok(resp) => {

@@ -12,6 +12,7 @@ use crate::{
     events::routes::EventsApi,
     metrics::Metrics,
     ops::OpsApi,
+    photos::routes::PhotosApi,
     profiles::routes::{MeApi, ProfilesApi},
     resonances::routes::ResonancesApi,
 };
@@ -28,6 +29,8 @@ pub enum ApiTags {
     Discovery,
     /// Likes, passes and mutual matches ("résonances").
     Resonances,
+    /// My photos, and serving photos.
+    Photos,
     /// People I never want to see again.
     Blocks,
     /// Live events (Server-Sent Events).
@@ -60,6 +63,7 @@ pub type Apis = (
     DiscoveryApi,
     ResonancesApi,
     BlocksApi,
+    PhotosApi,
     EventsApi,
 );
 
@@ -75,6 +79,7 @@ pub fn service(metrics: Arc<Metrics>) -> OpenApiService<Apis, ()> {
             DiscoveryApi,
             ResonancesApi,
             BlocksApi,
+            PhotosApi,
             EventsApi,
         ),
         "DESPACIO API",

@@ -1,4 +1,5 @@
 //! What every request handler shares: connections, keys and services, built once at start-up.
+use crate::photos::storage::PhotoStore;
 use std::sync::Arc;
 
 use entities::keys::RedisKeys;
@@ -30,6 +31,10 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     pub metrics: Arc<Metrics>,
     pub events: EventBus,
+    /// Photo variants (local folder or S3).
+    pub photos: PhotoStore,
+    /// Bounds concurrent photo processing (`PHOTO_WORKERS`).
+    pub photo_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Opens the PostgreSQL pool.
@@ -105,8 +110,12 @@ impl AppState {
         ))
         .build_subscriber_client()?;
         let events = EventBus::start(redis.clone(), subscriber, keys.clone()).await?;
+        let photos = PhotoStore::from_settings(&settings)?;
+        let photo_slots = Arc::new(tokio::sync::Semaphore::new(settings.photo_workers));
         Ok(Self {
             events,
+            photos,
+            photo_slots,
             settings,
             db,
             redis,

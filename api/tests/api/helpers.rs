@@ -155,6 +155,11 @@ pub fn test_settings(
         ("REDIS_PREFIX".into(), prefix.to_owned()),
         ("API_ADDR".into(), "127.0.0.1:0".into()),
         ("OUTBOX_DIR".into(), outbox.display().to_string()),
+        // Photos go under the test's own folder (removed with it).
+        (
+            "OBJECT_STORE_URL".into(),
+            outbox.join("photos").display().to_string(),
+        ),
         ("AUTO_MIGRATE".into(), "false".into()),
         ("PASSWORD_HASH_CONCURRENCY".into(), "2".into()),
         // Tests register many people from one address; tests of this limit set their own.

@@ -13,6 +13,7 @@ mod lifecycle;
 mod magic_link;
 mod openapi;
 mod ops;
+mod photos;
 mod profiles;
 mod resonances;
 mod seed;

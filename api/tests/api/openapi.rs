@@ -54,7 +54,19 @@ fn every_operation_has_a_summary_a_tag_an_id_and_its_errors() {
                     ["application/problem+json"];
                 assert!(unauthorized.is_object(), "{name}: 401 is problem+json");
             }
-            if let Some(body) = op.get("requestBody") {
+            if let Some(form) = op
+                .get("requestBody")
+                .and_then(|b| b["content"].get("multipart/form-data"))
+            {
+                // Uploads: a documented binary `file` field, and the upload problems.
+                assert_eq!(
+                    form["schema"]["properties"]["file"]["format"], "binary",
+                    "{name}: file field"
+                );
+                for status in ["400", "413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{name}: {status}");
+                }
+            } else if let Some(body) = op.get("requestBody") {
                 let reference = body["content"]["application/json; charset=utf-8"]["schema"]
                     ["$ref"]
                     .as_str()
