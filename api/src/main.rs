@@ -53,6 +53,24 @@ enum Command {
         #[arg(long)]
         table: String,
     },
+    /// Benchmark helper: run the photo pipeline on a file (no HTTP, no storage) and print timings,
+    /// CPU per upload, output sizes and uploads/s on THREADS threads; writes the variants to OUT.
+    BenchPhoto {
+        #[arg(long)]
+        input: String,
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value = "bench-photo-out")]
+        out: String,
+    },
+    /// Benchmark helper: SSIM of each FILE against REFERENCE (same size).
+    PhotoSsim {
+        #[arg(long)]
+        reference: String,
+        files: Vec<String>,
+    },
     /// Show EXPLAIN ANALYZE of the discovery queries for one person (by email).
     ExplainDiscovery {
         #[arg(long)]
@@ -81,9 +99,33 @@ enum AdminRole {
     Moderator,
 }
 
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("despacio-api: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::BenchPhoto {
+            input,
+            iterations,
+            threads,
+            out,
+        }) => {
+            return exit(api::photos::bench::bench(input, *iterations, *threads, out));
+        }
+        Some(Command::PhotoSsim { reference, files }) => {
+            return exit(api::photos::bench::compare(reference, files));
+        }
+        _ => {}
+    }
     if let Some(Command::Openapi) = cli.command {
         return match openapi::spec_json() {
             Ok(spec) => {
@@ -135,7 +177,7 @@ async fn main() -> ExitCode {
             )
             .await
         }
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::BenchPhoto { .. } | Command::PhotoSsim { .. } => Ok(()),
         Command::PrepareQueues { limit } => prepare_queues(settings, limit).await,
         Command::ExplainDiscovery { email } => explain_discovery(settings, email).await,
         Command::BenchEmails { table } => bench_emails(settings, table).await,

@@ -4,6 +4,7 @@
 //! - [`storage`]: `object_store` (local folder or S3), content-addressed keys.
 //! - [`service`]: the rows (at most 6 per profile, moderation status) and access rules.
 //! - [`routes`]: the HTTP operations.
+pub mod bench;
 pub mod processing;
 pub mod routes;
 pub mod service;

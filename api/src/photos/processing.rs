@@ -8,7 +8,8 @@
 //!    fails fast with a 422, never an OOM);
 //! 3. EXIF orientation is applied, then the pixels are re-encoded: nothing of the original file
 //!    (EXIF, GPS, XMP, ICC, comments, trailing data) survives;
-//! 4. resized (Lanczos3, SIMD) to [`VARIANTS`] from the decoded image once — the small variant
+//! 4. resized (Catmull-Rom, SIMD; see bench/RESULTS.md for why not Lanczos3) to [`VARIANTS`]
+//!    from the decoded image once — the small variant
 //!    is made from the large one — and encoded to lossy WebP by libwebp at [`QUALITY`].
 use std::io::Cursor;
 
@@ -129,7 +130,7 @@ pub fn process(bytes: &[u8]) -> Result<Processed, Refusal> {
     let (width, height) = rgb.dimensions();
 
     let mut resizer = Resizer::new();
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
     let mut source =
         Image::from_vec_u8(width, height, rgb.into_raw(), PixelType::U8x3).map_err(invalid)?;
     let mut variants = Vec::with_capacity(VARIANTS.len());

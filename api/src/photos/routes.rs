@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
-    param::{Header, Path},
+    param::{Header, Path, Query},
     payload::{Binary, Json},
     types::{multipart::Upload, Example},
     ApiResponse, Multipart, Object, OpenApi,
@@ -18,6 +18,7 @@ use crate::{
 error_set!(UploadErrors: [400, 401, 403, 409, 413, 415, 422, 429]);
 error_set!(MineErrors: [400, 401, 403, 404, 422]);
 error_set!(ServeErrors: [400, 401, 403, 404]);
+error_set!(SignedErrors: [400, 403, 404]);
 
 /// A photo upload.
 #[derive(Multipart)]
@@ -118,6 +119,27 @@ pub enum Deleted {
 
 /// Variants never change (new content gets a new key), so they may be cached for a year.
 const CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
+
+#[derive(ApiResponse)]
+pub enum SignedPhotoBytes {
+    /// The variant, as WebP. Cacheable by shared caches until the link expires.
+    #[oai(status = 200, content_type = "image/webp")]
+    Ok(
+        Binary<Vec<u8>>,
+        #[oai(header = "ETag")] String,
+        #[oai(header = "Cache-Control")] String,
+    ),
+    /// `If-None-Match` matched: use your copy.
+    #[oai(status = 304)]
+    NotModified(
+        #[oai(header = "ETag")] String,
+        #[oai(header = "Cache-Control")] String,
+    ),
+}
+
+fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
+    if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
 
 #[derive(ApiResponse)]
 pub enum PhotoBytes {
@@ -260,11 +282,7 @@ impl PhotosApi {
     ) -> Result<PhotoBytes, ApiError<ServeErrors>> {
         let (bytes, hash) = service::variant(&state, auth.0.user_id, id.0, &variant.0).await?;
         let etag = format!("\"{hash}\"");
-        let matches = if_none_match
-            .0
-            .as_deref()
-            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-        if matches {
+        if etag_matches(if_none_match.0.as_deref(), &etag) {
             return Ok(PhotoBytes::NotModified(etag, CACHE_CONTROL.into()));
         }
         Ok(PhotoBytes::Ok(
@@ -272,5 +290,41 @@ impl PhotosApi {
             etag,
             CACHE_CONTROL.into(),
         ))
+    }
+
+    /// A photo, by signed link
+    ///
+    /// What the photo URLs of profile cards point to: a link signed by the API, valid until the
+    /// end of the next full hour, that needs no credentials (an `<img src>` works anywhere) and is
+    /// the same for every viewer within an hour, so a CDN can cache it: `Cache-Control: public,
+    /// max-age=<seconds left>, immutable`, `ETag`, 304 on `If-None-Match`. Access was checked
+    /// when the card was served (blocks, incognito, account state); the photo must still be
+    /// approved and its owner's account active. An altered link → 403 `invalid-signature`; an
+    /// expired one → 403 `link-expired` (fetch the card again).
+    #[oai(
+        path = "/photos/:id/:variant/signed",
+        method = "get",
+        operation_id = "getSignedPhoto"
+    )]
+    async fn signed_photo(
+        &self,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        /// `full` (1280 px) or `thumb` (320 px).
+        variant: Path<String>,
+        /// Expiry (Unix seconds), from the link.
+        exp: Query<i64>,
+        /// Signature, from the link.
+        sig: Query<String>,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+    ) -> Result<SignedPhotoBytes, ApiError<SignedErrors>> {
+        let (bytes, hash, left) =
+            service::signed_variant(&state, id.0, &variant.0, exp.0, &sig.0).await?;
+        let etag = format!("\"{hash}\"");
+        let cache = format!("public, max-age={left}, immutable");
+        if etag_matches(if_none_match.0.as_deref(), &etag) {
+            return Ok(SignedPhotoBytes::NotModified(etag, cache));
+        }
+        Ok(SignedPhotoBytes::Ok(Binary(bytes.to_vec()), etag, cache))
     }
 }

@@ -220,6 +220,90 @@ pub async fn reorder(state: &AppState, me: Uuid, ids: &[Uuid]) -> Result<Vec<Pho
     list(state, me).await
 }
 
+/// Signed links stay valid until the end of the next full hour: the same link for every viewer
+/// within an hour, so a shared cache (CDN) keeps one copy.
+pub const SIGNED_URL_HOURS: i64 = 2;
+
+fn signature(state: &AppState, id: Uuid, variant: &str, exp: i64) -> String {
+    use base64::Engine;
+    let mac = state
+        .cipher
+        .mac("photo-url", format!("{id}/{variant}/{exp}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
+}
+
+/// A short-lived link to an approved photo's variant that needs no credentials. Access was
+/// checked when the link was handed out (cards respect blocks and account state).
+pub fn signed_url(state: &AppState, id: Uuid, variant: &str) -> String {
+    let now = Utc::now().timestamp();
+    let exp = (now / 3600 + SIGNED_URL_HOURS) * 3600;
+    format!(
+        "{}/v1/photos/{id}/{variant}/signed?exp={exp}&sig={}",
+        state.settings.public_base_url,
+        signature(state, id, variant, exp)
+    )
+}
+
+/// A signed link's variant: bytes, content hash, and seconds the link has left.
+pub async fn signed_variant(
+    state: &AppState,
+    id: Uuid,
+    variant: &str,
+    exp: i64,
+    sig: &str,
+) -> Result<(bytes::Bytes, String, i64), AppError> {
+    let expected = signature(state, id, variant, exp);
+    if !crate::crypto::constant_time_eq(expected.as_bytes(), sig.as_bytes()) {
+        return Err(AppError::Forbidden {
+            kind: "invalid-signature",
+            detail: "this photo link is not valid".into(),
+            until: None,
+        });
+    }
+    let left = exp - Utc::now().timestamp();
+    if left <= 0 {
+        return Err(AppError::Forbidden {
+            kind: "link-expired",
+            detail: "this photo link has expired; fetch the profile again for a fresh one".into(),
+            until: None,
+        });
+    }
+    let hidden = || AppError::NotFound("no such photo, or it is hidden");
+    let row = PhotoRow::find_by_statement(stmt(
+        &format!(
+            "SELECT {} FROM photos ph JOIN users u ON u.id = ph.user_id
+             WHERE ph.id = $1 AND ph.status = 'approved'
+               AND (u.status = 'active' OR (u.status = 'suspended' AND u.suspended_until <= now()))",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("ph.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        vec![id.into()],
+    ))
+    .one(&state.db)
+    .await?
+    .ok_or_else(hidden)?;
+    if !processing::VARIANTS
+        .iter()
+        .any(|(name, _)| *name == variant)
+    {
+        return Err(hidden());
+    }
+    let bytes = state
+        .photos
+        .get(&object_key(&row.storage_key, variant))
+        .await
+        .map_err(AppError::Internal)?
+        .ok_or_else(hidden)?;
+    Ok((
+        bytes,
+        format!("{}-{variant}", &row.content_hash[..16]),
+        left,
+    ))
+}
+
 /// One variant's bytes for `viewer`, with the photo's content hash (its ETag).
 pub async fn variant(
     state: &AppState,

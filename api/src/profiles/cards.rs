@@ -67,7 +67,6 @@ pub async fn load(
 /// Decrypts and shapes one card.
 pub(crate) fn to_public(state: &AppState, row: CardRow) -> Result<PublicProfile, AppError> {
     let today = Utc::now().date_naive();
-    let base = &state.settings.public_base_url;
     let bio = row
         .bio_ciphertext
         .as_deref()
@@ -89,7 +88,7 @@ pub(crate) fn to_public(state: &AppState, row: CardRow) -> Result<PublicProfile,
         photos: row
             .photo_ids
             .iter()
-            .map(|id| format!("{base}/v1/photos/{id}/full"))
+            .map(|id| crate::photos::service::signed_url(state, *id, "full"))
             .collect(),
     })
 }

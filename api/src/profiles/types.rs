@@ -332,7 +332,8 @@ pub struct PublicProfile {
     /// Distance between us, rounded to the kilometre (at least 1); null when either of us has
     /// no location.
     pub distance_km: Option<i32>,
-    /// Approved photos' URLs, in the person's order.
+    /// Approved photos (1280 px WebP), in the person's order: signed links that need no
+    /// credentials and expire within two hours (fetch the card again for fresh ones).
     pub photos: Vec<String>,
 }
 

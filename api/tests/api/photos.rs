@@ -432,7 +432,44 @@ async fn others_see_approved_photos_only_and_never_through_a_block() {
     let card = app
         .get_json(&format!("/v1/profiles/{}", ana.id), &bob.access)
         .await;
-    assert!(card["photos"].to_string().contains(&id), "{card}");
+    let link = card["photos"][0].as_str().expect("a photo link").to_owned();
+    assert!(
+        link.contains(&format!("/v1/photos/{id}/full/signed?exp=")),
+        "{link}"
+    );
+    // The card's link needs no credentials and may be cached by a CDN until it expires.
+    let path = link
+        .split_once("/v1/")
+        .map(|(_, p)| format!("/v1/{p}"))
+        .expect("path");
+    let signed = app.get(&path).await;
+    assert_eq!(signed.status(), StatusCode::OK);
+    let cache = signed.headers()["cache-control"]
+        .to_str()
+        .expect("cc")
+        .to_owned();
+    assert!(
+        cache.starts_with("public, max-age=") && cache.ends_with(", immutable"),
+        "{cache}"
+    );
+    let max_age: i64 = cache["public, max-age=".len()..cache.len() - ", immutable".len()]
+        .parse()
+        .expect("secs");
+    assert!((3600..=7200).contains(&max_age), "{max_age}");
+    // An altered link is refused, and so is an expired one.
+    let tampered = path.replace("/full/signed", "/thumb/signed");
+    assert_problem(app.get(&tampered).await, 403, "invalid-signature").await;
+    let past = chrono::Utc::now().timestamp() - 10;
+    let sig = {
+        use base64::Engine;
+        let mac = app
+            .state
+            .cipher
+            .mac("photo-url", format!("{id}/full/{past}").as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
+    };
+    let expired = format!("/v1/photos/{id}/full/signed?exp={past}&sig={sig}");
+    assert_problem(app.get(&expired).await, 403, "link-expired").await;
     // A block, either way, hides it; so does a suspended account.
     let resp = app
         .post_authed("/v1/blocks", &ana.access, json!({"user_id": bob.id}))
@@ -459,6 +496,11 @@ async fn others_see_approved_photos_only_and_never_through_a_block() {
     assert_eq!(
         fetch(&app, &carol.access, &id, "full").await.status(),
         StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&path).await.status(),
+        StatusCode::NOT_FOUND,
+        "signed links stop too"
     );
     // Unknown variant or photo: 404. No token: 401.
     assert_eq!(
