@@ -40,7 +40,7 @@ fi
 
 # An S3-compatible server for the object-store tests (moto, from PyPI), on 127.0.0.1:9100.
 S3_PORT="${TEST_S3_PORT:-9100}"
-if ! command -v moto_server >/dev/null 2>&1; then
+if ! python3 -c "import moto.server, flask" >/dev/null 2>&1; then
   echo "services: installing moto[server] (S3 API for tests)"
   python3 -m pip install -q --disable-pip-version-check "moto[server]==5.*" >/dev/null 2>&1 \
     || python3 -m pip install -q --break-system-packages "moto[server]==5.*" >/dev/null
@@ -48,7 +48,7 @@ fi
 if ! (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
   echo "services: starting moto_server on 127.0.0.1:$S3_PORT"
   mkdir -p "${TMPDIR:-/tmp}/despacio-moto"
-  nohup moto_server -H 127.0.0.1 -p "$S3_PORT" >"${TMPDIR:-/tmp}/despacio-moto/moto.log" 2>&1 &
+  nohup python3 -m moto.server -H 127.0.0.1 -p "$S3_PORT" >"${TMPDIR:-/tmp}/despacio-moto/moto.log" 2>&1 &
   for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.2; done
 fi
 
