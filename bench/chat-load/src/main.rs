@@ -87,11 +87,29 @@ enum Command {
         kill_pid: u32,
         #[arg(long, default_value_t = 1000)]
         rate: u64,
+        /// Each client waits a random 0..JITTER ms before reconnecting (0: all at once).
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u64,
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
         #[arg(long, default_value = "bench:")]
         prefix: String,
     },
+}
+
+/// `storm --jitter-ms`.
+static JITTER_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// A stable pseudo-random delay for one client, below the jitter window.
+fn jitter_for(id: &str) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let window = JITTER_MS.get().copied().unwrap_or(0);
+    if window == 0 {
+        return Duration::ZERO;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    Duration::from_millis(h.finish() % window)
 }
 
 /// One side of a conversation.
@@ -640,6 +658,8 @@ async fn storm_client(
         }
         // The gateway is gone: reconnect to the other one, resume, re-send what was not acked.
         on_backup = true;
+        // Resume latency is measured from the (jittered) reconnection attempt.
+        tokio::time::sleep(jitter_for(&person.id)).await;
         let began = Instant::now();
         ws = loop {
             match connect(target, &urls[1], &person).await {
@@ -825,6 +845,7 @@ async fn storm(
     println!(
         "{}",
         serde_json::json!({
+            "jitter_ms": JITTER_MS.get().copied().unwrap_or(0),
             "duplicates_by_path": paths,
             "clients": total, "rate": rate, "scheduled": seq,
             "resumed": resumed.load(Ordering::SeqCst),
@@ -883,8 +904,12 @@ async fn main() -> anyhow::Result<()> {
             clients,
             kill_pid,
             rate,
+            jitter_ms,
             redis,
             prefix,
-        } => storm(split(&urls), clients, kill_pid, rate, redis, prefix).await,
+        } => {
+            let _ = JITTER_MS.set(jitter_ms);
+            storm(split(&urls), clients, kill_pid, rate, redis, prefix).await
+        }
     }
 }
