@@ -94,7 +94,9 @@ async fn read_body(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>, Res
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !json && !req.headers().contains_key(header::TRANSFER_ENCODING) {
+    // A declared length is enforced by the server as the body is read; a body of unknown length
+    // (chunked, or any HTTP/2 request) is read here, up to the limit, whatever its type.
+    if !json && length.is_some() {
         return Ok(None);
     }
     let mut buf = Vec::new();
@@ -108,6 +110,10 @@ async fn read_body(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>, Res
     }
     if buf.len() > max {
         return Err(too_large());
+    }
+    if !json {
+        req.set_body(Body::from(buf));
+        return Ok(None);
     }
     req.set_body(Body::from(buf.clone()));
     Ok(Some(buf))

@@ -4,15 +4,16 @@
 //! Per conversation (`keys::RedisKeys::chat_*`):
 //! - `chat:{id}:messages` — a stream: one entry per message (`s` sender, `c` client id, `b` body,
 //!   `t` sent at). Entry ids are the message ids, ordered. Entries older than [`MESSAGE_TTL_MS`]
-//!   are trimmed at the next write and never read; the key itself expires 24 h after the last
-//!   message. At most [`MAX_MESSAGES`] are kept.
+//!   are never read, and trimmed by a write at most a minute later; the key expires 24 h (plus a
+//!   margin of at most 4 minutes) after the last message. At most [`MAX_MESSAGES`] are kept.
 //! - `chat:{id}:clients` — `sender:client_id` → `message_id sent_at`, so a retried `send` is
 //!   acknowledged with the first id instead of being stored twice (expires with the stream).
 //! - `chat:{id}:reads` — read marks (expire with the stream).
 //! - `chat:{id}:meta` — the members (`a`, `b`) and how complete the history is: `floor` (no
 //!   message after it was ever lost; `0-0` when the API created the conversation, the restore
 //!   time when a gateway had to rebuild the hash from PostgreSQL because Redis lost it),
-//!   `trimmed` (the newest id removed by age or count) and `last` (the newest id written). It lives
+//!   `trimmed` (the newest id removed by age or count), `last` (the newest id written) and
+//!   `trim_at` (when the next age trim is due: checked at most once a minute). It lives
 //!   as long as the résonance and holds no content.
 //! - `chat:{id}:closed` — a tombstone written when the conversation ends, so a gateway that read
 //!   PostgreSQL just before the unmatch can never restore the members afterwards.
@@ -90,9 +91,9 @@ end
 /// résonance id. Returns `{nometa}`, `{notmember}`, `{dup, id, sent_at}`, `{rate, ms}` or
 /// `{ok, id, receivers}` where `receivers` counts the gateways holding the recipient.
 pub const SEND: &str = r#"
-local a = redis.call('HGET', KEYS[1], 'a')
+local meta = redis.call('HMGET', KEYS[1], 'a', 'b', 'trim_at', 'last')
+local a, b = meta[1], meta[2]
 if not a then return {'nometa'} end
-local b = redis.call('HGET', KEYS[1], 'b')
 local sender = ARGV[1]
 local other
 if sender == a then other = b elseif sender == b then other = a else return {'notmember'} end
@@ -111,13 +112,22 @@ if count > tonumber(ARGV[8]) then
 end
 local now = tonumber(ARGV[5])
 local ttl = tonumber(ARGV[6])
-local minid = string.format('%d', now - ttl) .. '-0'
-local old = redis.call('XREVRANGE', KEYS[2], '(' .. minid, '-', 'COUNT', 1)
-if #old > 0 then
-  redis.call('HSET', KEYS[1], 'trimmed', old[1][1])
-  redis.call('XTRIM', KEYS[2], 'MINID', minid)
+-- Age trimming is checked at most once a minute per conversation (entries past 24 h are never
+-- read anyway: readers start at now - 24 h).
+local due = not meta[3] or tonumber(meta[3]) <= now
+if due then
+  local minid = string.format('%d', now - ttl) .. '-0'
+  local old = redis.call('XREVRANGE', KEYS[2], '(' .. minid, '-', 'COUNT', 1)
+  if #old > 0 then
+    redis.call('HSET', KEYS[1], 'trimmed', old[1][1])
+    redis.call('XTRIM', KEYS[2], 'MINID', minid)
+  end
+  redis.call('HSET', KEYS[1], 'trim_at', string.format('%d', now + 60000))
 end
 local len = redis.call('XLEN', KEYS[2])
+-- The stream expired (or was lost) while holding messages: they are gone for good, and a resume
+-- from before them must say so even once the stream exists again.
+if len == 0 and meta[4] then redis.call('HSET', KEYS[1], 'trimmed', meta[4]) end
 local maxlen = tonumber(ARGV[7])
 if len >= maxlen then
   local cut = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', len - maxlen + 1)
@@ -125,10 +135,14 @@ if len >= maxlen then
   redis.call('XTRIM', KEYS[2], 'MAXLEN', maxlen - 1)
 end
 local id = redis.call('XADD', KEYS[2], '*', 's', sender, 'c', ARGV[2], 'b', ARGV[3], 't', ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('HSET', KEYS[3], ckey, id .. ' ' .. ARGV[4])
-redis.call('PEXPIRE', KEYS[3], ttl)
 redis.call('HSET', KEYS[1], 'last', id)
+-- Key lifetimes are refreshed when the stream starts and with the minute's trim check, with a
+-- margin, so the keys always outlive the last message by 24 h.
+if due or len == 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl + 180000)
+  redis.call('PEXPIRE', KEYS[3], ttl + 180000)
+end
 local payload = ARGV[11] .. '\t' .. ARGV[15] .. '\t' .. id .. '\t' .. ARGV[10] .. id .. '"}'
 local receivers = redis.call('PUBLISH', ARGV[12] .. 'chat:user:' .. other, payload)
 local mine = ARGV[14] == '1'

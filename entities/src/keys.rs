@@ -63,11 +63,6 @@ impl RedisKeys {
         format!("{}chat:{resonance_id}:messages", self.prefix)
     }
 
-    /// Everything else kept about a conversation (idempotency keys, epoch, read marks).
-    pub fn chat_meta_pattern(&self, resonance_id: &uuid::Uuid) -> String {
-        format!("{}chat:{resonance_id}:*", self.prefix)
-    }
-
     /// A conversation's metadata hash: its two members (`a`, `b`) and the stream positions that
     /// say how complete its history is (`floor`, `trimmed`, `last`; see [`crate::chat`]).
     pub fn chat_meta(&self, resonance_id: &uuid::Uuid) -> String {
@@ -87,6 +82,12 @@ impl RedisKeys {
     /// Set once a conversation is closed, so a gateway never restores its metadata afterwards.
     pub fn chat_closed(&self, resonance_id: &uuid::Uuid) -> String {
         format!("{}chat:{resonance_id}:closed", self.prefix)
+    }
+
+    /// Set for a minute when a gateway found no active résonance with this id in PostgreSQL
+    /// (so random ids cannot make every frame query the database).
+    pub fn chat_absent(&self, resonance_id: &uuid::Uuid) -> String {
+        format!("{}chat:{resonance_id}:absent", self.prefix)
     }
 
     /// Everything about chat that is not a conversation's own key starts with this.

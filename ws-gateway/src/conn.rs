@@ -35,6 +35,8 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 pub const SUBPROTOCOL: &str = "despacio.v1";
 /// Conversations per `resume` frame.
 pub const MAX_RESUME: usize = 200;
+/// `resume` frames accepted per connection and minute (each may replay a lot).
+pub const RESUMES_PER_MINUTE: usize = 10;
 /// `typing` frames relayed per conversation and connection.
 pub const TYPING_EVERY: Duration = Duration::from_secs(3);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -130,6 +132,9 @@ pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream) {
         ws,
         seen: HashMap::new(),
         typing_at: HashMap::new(),
+        read_marks: HashMap::new(),
+        relayed: false,
+        resumes: VecDeque::new(),
     };
     session.run().await;
     drop(session);
@@ -225,6 +230,13 @@ async fn setup(hub: &Arc<Hub>, ctx: &Context, stream: TcpStream) -> Option<(Ws, 
             return None;
         }
     };
+    // A revocation announced while we registered reached no connection yet: check again.
+    if matches!(hub.store.session_revoked(claims.sid).await, Ok(true)) {
+        hub.unregister(&conn).await;
+        hub.metrics.closes.with_label_values(&["4003"]).inc();
+        close(&mut ws, 4003, "session revoked").await;
+        return None;
+    }
     let (count, _) = hub.store.limit();
     let ready = protocol::ready(claims.sub, claims.sid, ctx.heartbeat.as_secs(), count);
     if write(&mut ws, ready).await {
@@ -262,6 +274,12 @@ struct Session<'a> {
     /// Per conversation: the first message id delivered live, and the newest delivered.
     seen: HashMap<Uuid, (StreamId, StreamId)>,
     typing_at: HashMap<Uuid, Instant>,
+    /// The last read mark relayed per conversation.
+    read_marks: HashMap<Uuid, StreamId>,
+    /// Whether the last relay reached a conversation of mine.
+    relayed: bool,
+    /// Recent `resume` frames (at most [`RESUMES_PER_MINUTE`] a minute).
+    resumes: VecDeque<Instant>,
 }
 
 enum Step {
@@ -314,7 +332,16 @@ impl Session<'_> {
                 }
                 Out::Ping => Message::Ping(Default::default()),
             };
-            if self.ws.feed(message).await.is_err() {
+            // A client that stops reading blocks `feed` once the socket is full: bounded too.
+            if !matches!(
+                tokio::time::timeout(WRITE_TIMEOUT, self.ws.feed(message)).await,
+                Ok(Ok(()))
+            ) {
+                self.hub
+                    .metrics
+                    .closes
+                    .with_label_values(&["timeout"])
+                    .inc();
                 return Step::Stop;
             }
             wrote = true;
@@ -493,6 +520,7 @@ impl Session<'_> {
                     .ack_seconds
                     .observe(started.elapsed().as_secs_f64());
                 if receivers == 0 {
+                    tracing::info!(%resonance, message_id = %id, "recipient not connected: message.new over SSE");
                     self.notify_offline(resonance, &id);
                 }
                 self.reply(protocol::ack(resonance, &client_id, &id, &sent_at, false))
@@ -564,6 +592,28 @@ impl Session<'_> {
     }
 
     async fn resume(&mut self, positions: HashMap<Uuid, Option<String>>) -> Step {
+        let now = Instant::now();
+        while self
+            .resumes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            self.resumes.pop_front();
+        }
+        if self.resumes.len() >= RESUMES_PER_MINUTE {
+            let mut error = ErrorFrame::new(
+                ErrorCode::RateLimited,
+                format!("at most {RESUMES_PER_MINUTE} resume frames a minute per connection"),
+            );
+            let oldest = self.resumes.front().copied().unwrap_or(now);
+            error.retry_after = Some(
+                60u64
+                    .saturating_sub(now.duration_since(oldest).as_secs())
+                    .max(1),
+            );
+            return self.error(error).await;
+        }
+        self.resumes.push_back(now);
         if positions.len() > MAX_RESUME {
             return self
                 .error(
@@ -655,7 +705,11 @@ impl Session<'_> {
                     continue;
                 }
                 let text = protocol::message(resonance, id, sender, client_id, body, sent_at);
-                if self.ws.feed(Message::Text(text.into())).await.is_err() {
+                if !matches!(
+                    tokio::time::timeout(WRITE_TIMEOUT, self.ws.feed(Message::Text(text.into())))
+                        .await,
+                    Ok(Ok(()))
+                ) {
                     return Step::Stop;
                 }
                 self.hub.metrics.messages_out.inc();
@@ -708,9 +762,13 @@ impl Session<'_> {
         {
             return Step::Continue;
         }
-        self.typing_at.insert(resonance, now);
         let frame = protocol::typing(resonance, self.conn.user);
-        self.relay(resonance, "typing", frame, "").await
+        let step = self.relay(resonance, "typing", frame, "").await;
+        if self.relayed {
+            // Only conversations of mine are remembered (the map cannot be grown at will).
+            self.typing_at.insert(resonance, now);
+        }
+        step
     }
 
     async fn read(&mut self, resonance: Uuid, message_id: String) -> Step {
@@ -723,11 +781,24 @@ impl Session<'_> {
                 )
                 .await;
         }
+        let Ok(mark) = message_id.parse::<StreamId>() else {
+            return Step::Continue;
+        };
+        // Read marks only move forward: a repeated or older mark is not relayed (a peer cannot
+        // flood the other side with receipts).
+        if self.read_marks.get(&resonance).is_some_and(|m| mark <= *m) {
+            return Step::Continue;
+        }
         let frame = protocol::read(resonance, &message_id, self.conn.user);
-        self.relay(resonance, "read", frame, &message_id).await
+        let step = self.relay(resonance, "read", frame, &message_id).await;
+        if self.relayed {
+            self.read_marks.insert(resonance, mark);
+        }
+        step
     }
 
     async fn relay(&mut self, resonance: Uuid, kind: &str, frame: String, id: &str) -> Step {
+        self.relayed = false;
         match self
             .hub
             .store
@@ -741,7 +812,10 @@ impl Session<'_> {
             )
             .await
         {
-            Ok(Membership::Member(())) => Step::Continue,
+            Ok(Membership::Member(())) => {
+                self.relayed = true;
+                Step::Continue
+            }
             Ok(Membership::NotMember) => {
                 self.error(
                     ErrorFrame::new(

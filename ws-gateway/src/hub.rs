@@ -119,6 +119,9 @@ pub struct Hub {
     users: Mutex<HashMap<Uuid, Vec<Arc<Conn>>>>,
     watchers: Mutex<HashMap<Uuid, Vec<Watch>>>,
     subs: Mutex<Subscriptions>,
+    /// Conversations closed in the last minutes: a resume racing the close cannot start
+    /// watching a presence through them.
+    closed: Mutex<HashMap<Uuid, std::time::Instant>>,
     subs_changed: Notify,
     subs_done: watch::Sender<u64>,
     next_id: AtomicU64,
@@ -151,6 +154,7 @@ impl Hub {
             users: Mutex::default(),
             watchers: Mutex::default(),
             subs: Mutex::default(),
+            closed: Mutex::default(),
             subs_changed: Notify::new(),
             subs_done,
             next_id: AtomicU64::new(1),
@@ -255,6 +259,14 @@ impl Hub {
                     }
                 }
             }
+            // A PING on the subscriber connection answers only after Redis has processed every
+            // SUBSCRIBE sent before it: only then may a connection be told it is ready.
+            if ok && !add.is_empty() {
+                if let Err(e) = this.subscriber.ping::<String>(None).await {
+                    ok = false;
+                    tracing::warn!(error = %e, "subscriber ping failed; retrying");
+                }
+            }
             if ok {
                 this.subs_done.send_replace(generation);
                 notified.await;
@@ -295,7 +307,11 @@ impl Hub {
         let generation = self.want(&[self.store.keys.chat_user_channel(&user)], 1);
         self.until_subscribed(generation).await;
         if first {
-            self.presence_up(user).await?;
+            if let Err(e) = self.presence_up(user).await {
+                // Leave nothing behind: no ghost connection, no subscription.
+                self.unregister(&conn).await;
+                return Err(e);
+            }
         }
         Ok(conn)
     }
@@ -349,6 +365,9 @@ impl Hub {
 
     /// Watches `partner`'s presence for `conn` (they share `resonance`); returns once live.
     pub async fn watch(&self, conn: &Arc<Conn>, resonance: Uuid, partner: Uuid) {
+        if lock(&self.closed).contains_key(&resonance) {
+            return;
+        }
         {
             let mut watchers = lock(&self.watchers);
             let list = watchers.entry(partner).or_default();
@@ -366,6 +385,24 @@ impl Hub {
         }
         let generation = self.want(&[self.store.keys.chat_presence_channel(&partner)], 1);
         self.until_subscribed(generation).await;
+        // Closed while we subscribed: undo, so the presence does not outlive the conversation.
+        if lock(&self.closed).contains_key(&resonance) {
+            let removed = {
+                let mut watchers = lock(&self.watchers);
+                let before = watchers.get(&partner).map_or(0, Vec::len);
+                if let Some(list) = watchers.get_mut(&partner) {
+                    list.retain(|w| !(w.conn_id == conn.id && w.resonance == resonance));
+                }
+                let after = watchers.get(&partner).map_or(0, Vec::len);
+                if after == 0 {
+                    watchers.remove(&partner);
+                }
+                before - after
+            };
+            if removed > 0 {
+                self.want(&[self.store.keys.chat_presence_channel(&partner)], -1);
+            }
+        }
     }
 
     pub async fn presence_up(&self, user: Uuid) -> anyhow::Result<()> {
@@ -611,6 +648,12 @@ impl Hub {
                     .collect()
             })
             .unwrap_or_default();
+        {
+            let mut closed = lock(&self.closed);
+            let now = std::time::Instant::now();
+            closed.retain(|_, at| now.duration_since(*at) < Duration::from_secs(300));
+            closed.insert(resonance, now);
+        }
         // Stop watching presence through this conversation.
         let mut unwatched = Vec::new();
         let mut targets: HashMap<u64, Arc<Conn>> = HashMap::new();

@@ -99,6 +99,11 @@ impl Store {
     /// Rebuilds a conversation's members from PostgreSQL after Redis lost them. The history
     /// floor becomes "now": whatever was stored before may be gone, and resumes say so.
     async fn restore(&self, resonance: Uuid) -> anyhow::Result<bool> {
+        let absent = self.keys.chat_absent(&resonance);
+        let known_absent: i64 = self.redis.exists(&absent).await?;
+        if known_absent > 0 {
+            return Ok(false);
+        }
         let row: Option<(Uuid, Uuid)> = sqlx::query_as(
             "SELECT user_a, user_b FROM resonances WHERE id = $1 AND ended_at IS NULL",
         )
@@ -106,6 +111,16 @@ impl Store {
         .fetch_optional(&self.db)
         .await?;
         let Some((a, b)) = row else {
+            let _: () = self
+                .redis
+                .set(
+                    &absent,
+                    "1",
+                    Some(fred::types::Expiration::EX(60)),
+                    None,
+                    false,
+                )
+                .await?;
             return Ok(false);
         };
         let answer: String = self

@@ -6,8 +6,9 @@
 //!    with data appended — a polyglot — is refused), the declared dimensions are checked before
 //!    anything is allocated, and the decoder runs under `image::Limits` (a decompression bomb
 //!    fails fast with a 422, never an OOM);
-//! 3. EXIF orientation is applied, then the pixels are re-encoded: nothing of the original file
-//!    (EXIF, GPS, XMP, ICC, comments, trailing data) survives;
+//! 3. EXIF orientation is applied (to the resized variants: peak memory stays one decoded
+//!    picture), and the pixels are re-encoded: nothing of the original file (EXIF, GPS, XMP,
+//!    ICC, comments, trailing data) survives;
 //! 4. resized (Catmull-Rom, SIMD; see bench/RESULTS.md for why not Lanczos3) to [`VARIANTS`]
 //!    from the decoded image once — the small variant
 //!    is made from the large one — and encoded to lossy WebP by libwebp at [`QUALITY`].
@@ -23,8 +24,9 @@ pub const MAX_UPLOAD_BYTES: usize = 15 * 1024 * 1024;
 pub const MAX_PIXELS: u64 = 50_000_000;
 /// Longest accepted side, in pixels.
 pub const MAX_SIDE: u32 = 12_000;
-/// Most memory the decoder may allocate.
-pub const MAX_DECODER_ALLOC: u64 = 512 * 1024 * 1024;
+/// Most memory the decoder may allocate (a 50 MP 8-bit RGB picture takes 150 MB; 16-bit or
+/// alpha pictures that large are refused).
+pub const MAX_DECODER_ALLOC: u64 = 256 * 1024 * 1024;
 /// WebP quality (libwebp, lossy, 0–100), as `cwebp -q`.
 pub const QUALITY: f32 = 80.0;
 /// The variants: name and longest side in pixels (never upscaled).
@@ -124,15 +126,26 @@ pub fn process(bytes: &[u8]) -> Result<Processed, Refusal> {
         )));
     }
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut picture = DynamicImage::from_decoder(decoder).map_err(refusal_of)?;
-    picture.apply_orientation(orientation);
-    let rgb = picture.into_rgb8();
-    let (width, height) = rgb.dimensions();
+    // 8-bit RGB at once (a move for most JPEGs), then resize *before* orienting: the long side
+    // does not change with a rotation, and only the small variants get rotated — peak memory is
+    // the decoded picture, never two full-size copies of it.
+    let rgb = DynamicImage::from_decoder(decoder)
+        .map_err(refusal_of)?
+        .into_rgb8();
+    let (w0, h0) = rgb.dimensions();
+    let swaps = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (width, height) = if swaps { (h0, w0) } else { (w0, h0) };
 
     let mut resizer = Resizer::new();
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
     let mut source =
-        Image::from_vec_u8(width, height, rgb.into_raw(), PixelType::U8x3).map_err(invalid)?;
+        Image::from_vec_u8(w0, h0, rgb.into_raw(), PixelType::U8x3).map_err(invalid)?;
     let mut variants = Vec::with_capacity(VARIANTS.len());
     let mut hasher = Sha256::new();
     for (name, long_side) in VARIANTS {
@@ -155,14 +168,20 @@ pub fn process(bytes: &[u8]) -> Result<Processed, Refusal> {
                 .map_err(invalid)?;
             target
         };
-        let webp = webp::Encoder::from_rgb(resized.buffer(), vw, vh)
+        let upright = image::RgbImage::from_raw(vw, vh, resized.buffer().to_vec())
+            .ok_or_else(|| Refusal::Invalid("internal resize size mismatch".into()))?;
+        let mut upright = DynamicImage::ImageRgb8(upright);
+        upright.apply_orientation(orientation);
+        let upright = upright.into_rgb8();
+        let (ow, oh) = upright.dimensions();
+        let webp = webp::Encoder::from_rgb(upright.as_raw(), ow, oh)
             .encode(QUALITY)
             .to_vec();
         hasher.update(&webp);
         variants.push(Variant {
             name,
-            width: vw,
-            height: vh,
+            width: ow,
+            height: oh,
             webp,
         });
         // The next (smaller) variant is made from this one: cheaper, same quality.

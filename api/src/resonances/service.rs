@@ -354,31 +354,30 @@ async fn close_conversation(
     members: [Uuid; 2],
 ) -> Result<(), AppError> {
     use fred::prelude::{KeysInterface, PubsubInterface};
-    let mut keys: Vec<String> = vec![state.keys.chat_stream(&resonance_id)];
-    let mut scan = fred::prelude::Pool::next(&state.redis).scan_buffered(
-        state.keys.chat_meta_pattern(&resonance_id),
-        Some(100),
-        None,
-    );
-    use futures_util::TryStreamExt;
-    while let Some(key) = scan.try_next().await? {
-        if let Some(key) = key.as_str() {
-            keys.push(key.to_owned());
-        }
-    }
-    keys.sort();
-    keys.dedup();
-    let _: i64 = state.redis.del(keys).await?;
+    // Every key of a conversation has a known name (no SCAN of the keyspace).
+    let mut keys: Vec<String> = vec![
+        state.keys.chat_stream(&resonance_id),
+        state.keys.chat_meta(&resonance_id),
+        state.keys.chat_clients(&resonance_id),
+        state.keys.chat_reads(&resonance_id),
+    ];
+    // The tombstone first: a gateway restoring the members (it read PostgreSQL just before the
+    // change) is refused from this instant on; then everything else goes.
+    let tombstone = state.keys.chat_closed(&resonance_id);
     let _: () = state
         .redis
         .set(
-            state.keys.chat_closed(&resonance_id),
+            &tombstone,
             "1",
             Some(fred::types::Expiration::EX(86_400)),
             None,
             false,
         )
         .await?;
+    keys.retain(|k| *k != tombstone);
+    keys.sort();
+    keys.dedup();
+    let _: i64 = state.redis.del(keys).await?;
     let _: i64 = state
         .redis
         .next()

@@ -35,7 +35,15 @@ async fn messages_cross_gateways_acked_after_storage_and_never_twice() {
     let len: i64 = app.state.redis.xlen(&stream).await.expect("xlen");
     assert_eq!(len, 1);
     let ttl: i64 = app.state.redis.pttl(&stream).await.expect("pttl");
-    assert!(ttl > 86_000_000 && ttl <= 86_400_000, "{ttl}");
+    assert!(ttl > 86_000_000 && ttl <= 86_400_000 + 180_000, "{ttl}");
+    // Everything about the message expires too (the de-duplication record).
+    let ttl: i64 = app
+        .state
+        .redis
+        .pttl(app.state.keys.chat_clients(&resonance))
+        .await
+        .expect("pttl");
+    assert!(ttl > 86_000_000 && ttl <= 86_400_000 + 180_000, "{ttl}");
 
     let got = b.next_of("message", LIVE).await;
     assert_eq!(got["message_id"], id.as_str());
@@ -235,6 +243,18 @@ async fn lost_history_is_never_silent() {
         replayed += 1;
     }
     assert_eq!(replayed, 1, "what is still there is replayed");
+
+    // The stream expires (24 h without messages) and a new message recreates it: a resume from
+    // before the expiry still says the history is incomplete.
+    let stream = app.state.keys.chat_stream(&resonance);
+    let _: i64 = app.state.redis.del(&stream).await.expect("del");
+    a.say(resonance, "x-4", "four").await;
+    let mut later = ChatClient::connect(&gateway.url, &bob).await;
+    later
+        .send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
+        .await;
+    let resumed = later.next_of("resumed", &["message"]).await;
+    assert_eq!(resumed["recovered"], false, "{resumed}");
 }
 
 #[tokio::test]
@@ -428,6 +448,14 @@ async fn bad_frames_get_error_frames_and_the_connection_stays() {
         s.send(json!({"type": "typing", "resonance_id": id})).await;
         assert_eq!(s.next_of("error", LIVE).await["code"], "not_member");
     }
+    // Resumes are limited per connection (each may replay a lot): 10 a minute — one was
+    // already sent above, so the tenth here is refused.
+    for _ in 0..10 {
+        a.send(json!({"type": "resume", "positions": {}})).await;
+    }
+    let error = a.next_of("error", LIVE).await;
+    assert_eq!(error["code"], "rate_limited", "{error}");
+    assert!(error["retry_after"].as_u64().is_some_and(|s| s >= 1));
     // Still connected and working after all that.
     let ack = a.say(resonance, "ok-1", "still here").await;
     assert_eq!(ack["duplicate"], false);

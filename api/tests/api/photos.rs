@@ -312,6 +312,21 @@ async fn unsafe_or_unsupported_files_get_clear_problems() {
     )
     .await;
     assert_problem(resp, 413, "payload-too-large").await;
+    // The same without a declared length (chunked, as HTTP/2 bodies also are): still 413.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..17).map(|_| Ok(vec![0xFF; 1024 * 1024])).collect();
+    let resp = app
+        .client
+        .post(app.url("/v1/me/photos"))
+        .bearer_auth(&ana.access)
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("post");
+    assert_problem(resp, 413, "payload-too-large").await;
     // No `file` field.
     let resp = app
         .client
