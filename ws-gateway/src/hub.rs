@@ -124,6 +124,9 @@ pub struct Hub {
     closed: Mutex<HashMap<Uuid, std::time::Instant>>,
     subs_changed: Notify,
     subs_done: watch::Sender<u64>,
+    /// The newest fence token of ours seen on the subscriber connection (see `reconcile`).
+    fence_seen: watch::Sender<u64>,
+    next_fence: AtomicU64,
     next_id: AtomicU64,
     started: std::time::Instant,
     queue_frames: usize,
@@ -147,6 +150,7 @@ impl Hub {
             ])
             .await?;
         let (subs_done, _) = watch::channel(0);
+        let (fence_seen, _) = watch::channel(0);
         let hub = Arc::new(Self {
             store,
             metrics,
@@ -157,6 +161,8 @@ impl Hub {
             closed: Mutex::default(),
             subs_changed: Notify::new(),
             subs_done,
+            fence_seen,
+            next_fence: AtomicU64::new(1),
             next_id: AtomicU64::new(1),
             started: std::time::Instant::now(),
             queue_frames,
@@ -259,12 +265,12 @@ impl Hub {
                     }
                 }
             }
-            // A PING on the subscriber connection answers only after Redis has processed every
-            // SUBSCRIBE sent before it: only then may a connection be told it is ready.
-            if ok && !add.is_empty() {
-                if let Err(e) = this.subscriber.ping::<String>(None).await {
-                    ok = false;
-                    tracing::warn!(error = %e, "subscriber ping failed; retrying");
+            // fred resolves SUBSCRIBE as soon as it is written (its confirmation is out of band):
+            // a connection may only be told it is ready once Redis has really subscribed. We
+            // publish a fence to the newest channel and wait to see it come back.
+            if ok {
+                if let Some(channel) = add.last() {
+                    ok = this.fence(channel).await;
                 }
             }
             if ok {
@@ -274,6 +280,34 @@ impl Hub {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+    }
+
+    /// Publishes `fence <instance> <token>` on `channel` until this process receives it back.
+    async fn fence(&self, channel: &str) -> bool {
+        use fred::prelude::PubsubInterface;
+        let token = self.next_fence.fetch_add(1, Ordering::Relaxed);
+        let mut seen = self.fence_seen.subscribe();
+        let payload = format!("fence\t{}\t{token}", self.store.instance);
+        for _ in 0..100 {
+            let published: Result<i64, _> = self
+                .store
+                .redis()
+                .next()
+                .publish(channel, payload.as_str())
+                .await;
+            if let Err(e) = published {
+                tracing::warn!(error = %e, "fence publish failed");
+                return false;
+            }
+            let arrived =
+                tokio::time::timeout(Duration::from_millis(50), seen.wait_for(|t| *t >= token))
+                    .await;
+            if matches!(arrived, Ok(Ok(_))) {
+                return true;
+            }
+        }
+        tracing::warn!(%channel, "subscription not confirmed after 100 fences");
+        false
     }
 
     /// Registers an authenticated connection; returns once its chat channel is subscribed and
@@ -526,6 +560,22 @@ impl Hub {
             let Some(text) = message.value.as_str() else {
                 continue;
             };
+            if let Some(rest) = text.strip_prefix("fence\t") {
+                if let Some((instance, token)) = rest.split_once('\t') {
+                    if instance == this.store.instance {
+                        if let Ok(token) = token.parse::<u64>() {
+                            this.fence_seen.send_if_modified(|t| {
+                                let newer = token > *t;
+                                if newer {
+                                    *t = token;
+                                }
+                                newer
+                            });
+                        }
+                    }
+                }
+                continue;
+            }
             if let Some(user) = channel.strip_prefix(user_prefix.as_str()) {
                 if let Ok(user) = user.parse::<Uuid>() {
                     this.deliver(user, &text);
