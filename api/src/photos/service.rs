@@ -113,16 +113,39 @@ pub async fn upload(state: &AppState, me: Uuid, bytes: Vec<u8>) -> Result<PhotoR
     } else {
         "approved"
     };
-    let txn = state.db.begin().await?;
+    match insert_row(state, me, id, status, &storage_key, &processed).await {
+        Ok(row) => {
+            tracing::info!(photo_id = %row.id, "photo stored");
+            Ok(row)
+        }
+        Err(e) => {
+            // No row, no objects: nothing is left behind in the store.
+            remove_objects(state, &storage_key).await;
+            Err(e)
+        }
+    }
+}
+
+async fn lock_photos(txn: &impl ConnectionTrait, me: Uuid) -> Result<(), AppError> {
     txn.execute(stmt(
         "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))",
         vec![me.to_string().into()],
     ))
     .await?;
-    let n = count_photos(&txn, me).await?;
-    if n >= MAX_PHOTOS {
-        drop(txn);
-        remove_objects(state, &storage_key).await;
+    Ok(())
+}
+
+async fn insert_row(
+    state: &AppState,
+    me: Uuid,
+    id: Uuid,
+    status: &str,
+    storage_key: &str,
+    processed: &processing::Processed,
+) -> Result<PhotoRow, AppError> {
+    let txn = state.db.begin().await?;
+    lock_photos(&txn, me).await?;
+    if count_photos(&txn, me).await? >= MAX_PHOTOS {
         return Err(too_many());
     }
     let row = PhotoRow::find_by_statement(stmt(
@@ -135,7 +158,7 @@ pub async fn upload(state: &AppState, me: Uuid, bytes: Vec<u8>) -> Result<PhotoR
             id.into(),
             me.into(),
             status.into(),
-            storage_key.clone().into(),
+            storage_key.to_owned().into(),
             processed.hash.clone().into(),
             (processed.width as i32).into(),
             (processed.height as i32).into(),
@@ -145,7 +168,6 @@ pub async fn upload(state: &AppState, me: Uuid, bytes: Vec<u8>) -> Result<PhotoR
     .await?
     .ok_or_else(|| AppError::Internal(anyhow::anyhow!("photo insert returned nothing")))?;
     txn.commit().await?;
-    tracing::info!(photo_id = %row.id, "photo stored");
     Ok(row)
 }
 
@@ -189,7 +211,16 @@ pub async fn delete(state: &AppState, me: Uuid, id: Uuid) -> Result<(), AppError
 
 /// `PUT /v1/me/photos/order`: `ids` must be exactly my photos, in the new order.
 pub async fn reorder(state: &AppState, me: Uuid, ids: &[Uuid]) -> Result<Vec<PhotoRow>, AppError> {
-    let mine = list(state, me).await?;
+    let txn = state.db.begin().await?;
+    // Under the upload lock, and checked inside it: a concurrent upload or delete cannot slip
+    // between the check and the update.
+    lock_photos(&txn, me).await?;
+    let mine = PhotoRow::find_by_statement(stmt(
+        &format!("SELECT {COLUMNS} FROM photos WHERE user_id = $1"),
+        vec![me.into()],
+    ))
+    .all(&txn)
+    .await?;
     let mut wanted: Vec<Uuid> = ids.to_vec();
     wanted.sort();
     wanted.dedup();
@@ -202,7 +233,6 @@ pub async fn reorder(state: &AppState, me: Uuid, ids: &[Uuid]) -> Result<Vec<Pho
             message: "list each of your photos exactly once".into(),
         }]));
     }
-    let txn = state.db.begin().await?;
     // Two steps so the (user, position) uniqueness never sees a duplicate midway.
     txn.execute(stmt(
         "UPDATE photos SET position = position + 1000 WHERE user_id = $1",
