@@ -29,8 +29,6 @@ pub const MESSAGE_TTL_MS: u64 = 24 * 3600 * 1000;
 pub const MAX_MESSAGES: u64 = 10_000;
 /// Longest message body, in characters.
 pub const MAX_BODY_CHARS: usize = 4000;
-/// A gateway's presence entry lives this long unless refreshed by its heartbeat.
-pub const PRESENCE_TTL_MS: u64 = 60_000;
 /// How long "last seen" is remembered after someone goes offline.
 pub const LAST_SEEN_TTL_S: u64 = 30 * 86_400;
 

@@ -744,6 +744,7 @@ impl Session<'_> {
             self.hub.watch(self.conn, resonance, partner).await;
             match self.hub.store.presence(partner).await {
                 Ok((online, last_seen)) => {
+                    self.hub.remember_told(partner, online);
                     let text = protocol::presence(partner, online, last_seen.as_deref());
                     return self.reply(text).await;
                 }

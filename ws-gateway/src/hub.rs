@@ -122,6 +122,14 @@ pub struct Hub {
     /// Conversations closed in the last minutes: a resume racing the close cannot start
     /// watching a presence through them.
     closed: Mutex<HashMap<Uuid, std::time::Instant>>,
+    /// One presence change at a time per person on this gateway (a quick reconnect must not
+    /// see its "online" overtaken by the old connection's "offline").
+    presence_locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// What watchers were last told about each watched person (online or not), so the heartbeat
+    /// can push what changed without a frame — a crashed gateway's people going offline.
+    told: Mutex<HashMap<Uuid, bool>>,
+    /// How long a presence entry lives without a heartbeat.
+    presence_ttl_ms: u64,
     subs_changed: Notify,
     subs_done: watch::Sender<u64>,
     /// The newest fence token of ours seen on the subscriber connection (see `reconcile`).
@@ -139,6 +147,7 @@ impl Hub {
         subscriber: SubscriberClient,
         metrics: Metrics,
         queue_frames: usize,
+        heartbeat: Duration,
     ) -> anyhow::Result<Arc<Self>> {
         subscriber.init().await?;
         drop(subscriber.manage_subscriptions());
@@ -159,6 +168,11 @@ impl Hub {
             watchers: Mutex::default(),
             subs: Mutex::default(),
             closed: Mutex::default(),
+            presence_locks: Mutex::default(),
+            // 2.4 heartbeats (60 s with the default 25 s): a missed heartbeat is not enough to
+            // look offline, two and a half are.
+            presence_ttl_ms: (heartbeat.as_millis() as u64 * 12 / 5).max(1000),
+            told: Mutex::default(),
             subs_changed: Notify::new(),
             subs_done,
             fence_seen,
@@ -439,7 +453,17 @@ impl Hub {
         }
     }
 
+    fn presence_lock(&self, user: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = lock(&self.presence_locks);
+        if locks.len() > 10_000 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(user).or_default().clone()
+    }
+
     pub async fn presence_up(&self, user: Uuid) -> anyhow::Result<()> {
+        let guard = self.presence_lock(user);
+        let _held = guard.lock().await;
         let keys = &self.store.keys;
         let now = chrono::Utc::now().timestamp_millis();
         let _: i64 = self
@@ -450,11 +474,11 @@ impl Hub {
                 vec![keys.chat_presence(&user)],
                 vec![
                     self.store.instance.clone(),
-                    (now + entities::chat::PRESENCE_TTL_MS as i64).to_string(),
+                    (now + self.presence_ttl_ms as i64).to_string(),
                     now.to_string(),
                     keys.chat_presence_channel(&user),
                     protocol::presence(user, true, None),
-                    (entities::chat::PRESENCE_TTL_MS * 2).to_string(),
+                    (self.presence_ttl_ms * 2).to_string(),
                 ],
             )
             .await?;
@@ -462,6 +486,12 @@ impl Hub {
     }
 
     pub async fn presence_down(&self, user: Uuid) -> anyhow::Result<()> {
+        let guard = self.presence_lock(user);
+        let _held = guard.lock().await;
+        // Reconnected here meanwhile: still online.
+        if lock(&self.users).contains_key(&user) {
+            return Ok(());
+        }
         let keys = &self.store.keys;
         let at = chrono::Utc::now();
         let seen = protocol::timestamp(at);
@@ -487,7 +517,7 @@ impl Hub {
     /// Refreshes the presence of everyone held here (the heartbeat).
     pub async fn refresh_presence(&self) -> anyhow::Result<()> {
         let people = self.people();
-        let expiry = chrono::Utc::now().timestamp_millis() + entities::chat::PRESENCE_TTL_MS as i64;
+        let expiry = chrono::Utc::now().timestamp_millis() + self.presence_ttl_ms as i64;
         for chunk in people.chunks(500) {
             let keys: Vec<String> = chunk
                 .iter()
@@ -502,10 +532,35 @@ impl Hub {
                     vec![
                         self.store.instance.clone(),
                         expiry.to_string(),
-                        (entities::chat::PRESENCE_TTL_MS * 2).to_string(),
+                        (self.presence_ttl_ms * 2).to_string(),
                     ],
                 )
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Records what a watcher was just told about `partner` (in answer to a resume).
+    pub fn remember_told(&self, partner: Uuid, online: bool) {
+        lock(&self.told).insert(partner, online);
+    }
+
+    /// The heartbeat's presence sweep: for every person watched here, compares what Redis says
+    /// (entries expire 60 s after their gateway's last heartbeat) with what watchers were last
+    /// told, and pushes the difference — so people held by a crashed gateway go offline.
+    pub async fn sweep_presence(&self) -> anyhow::Result<()> {
+        let watched: Vec<Uuid> = lock(&self.watchers).keys().copied().collect();
+        {
+            let mut told = lock(&self.told);
+            told.retain(|p, _| watched.contains(p));
+        }
+        for partner in watched {
+            let (online, last_seen) = self.store.presence(partner).await?;
+            let before = lock(&self.told).get(&partner).copied();
+            if before != Some(online) {
+                let frame = protocol::presence(partner, online, last_seen.as_deref());
+                self.deliver_presence(partner, &frame);
+            }
         }
         Ok(())
     }
@@ -638,6 +693,11 @@ impl Hub {
     }
 
     fn deliver_presence(&self, partner: Uuid, frame: &str) {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(frame) {
+            if let Some(online) = value.get("online").and_then(|v| v.as_bool()) {
+                lock(&self.told).insert(partner, online);
+            }
+        }
         let targets: Vec<Arc<Conn>> = {
             let watchers = lock(&self.watchers);
             let Some(list) = watchers.get(&partner) else {

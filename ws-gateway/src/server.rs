@@ -175,7 +175,14 @@ impl Gateway {
             instance,
             settings.messages_limit,
         );
-        let hub = Hub::start(store, subscriber, metrics.clone(), settings.queue_frames).await?;
+        let hub = Hub::start(
+            store,
+            subscriber,
+            metrics.clone(),
+            settings.queue_frames,
+            settings.heartbeat,
+        )
+        .await?;
         let listener = listen(settings.gateway_addr)
             .map_err(|e| anyhow::anyhow!("GATEWAY_ADDR {}: {e}", settings.gateway_addr))?;
         let addr = listener.local_addr()?;
@@ -302,6 +309,9 @@ async fn heartbeats(hub: Arc<Hub>, every: Duration) {
         }
         if let Err(e) = hub.refresh_presence().await {
             tracing::warn!(error = %e, "presence refresh failed");
+        }
+        if let Err(e) = hub.sweep_presence().await {
+            tracing::warn!(error = %e, "presence sweep failed");
         }
     }
 }

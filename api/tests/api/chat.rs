@@ -655,3 +655,26 @@ async fn people_not_connected_to_any_gateway_get_a_message_new_event() {
     assert_eq!(data["data"]["message_id"], ack["message_id"]);
     assert_eq!(data["data"]["sender_id"], alice.id.to_string());
 }
+
+#[tokio::test]
+async fn people_held_by_a_crashed_gateway_go_offline_for_their_matches() {
+    let app = spawn_app().await;
+    // Heartbeats every second: presence entries live 2.4 s without one.
+    let fast = [("CHAT_HEARTBEAT_S", "1")];
+    let g1 = app.spawn_gateway(&fast);
+    let mut g2 = app.spawn_gateway(&fast);
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let _b = ChatClient::connect(&g2.url, &bob).await;
+    let mut a = ChatClient::connect(&g1.url, &alice).await;
+    a.send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
+        .await;
+    let presence = a.next_of("presence", &["resumed"]).await;
+    assert_eq!(presence["online"], true, "{presence}");
+    // Bob's gateway dies without a word: no "offline" is ever published for him...
+    g2.kill();
+    // ...yet Alice's gateway notices his entry expire and tells her.
+    let offline = a.next_of("presence", &[]).await;
+    assert_eq!(offline["user_id"], bob.id.to_string());
+    assert_eq!(offline["online"], false, "{offline}");
+}

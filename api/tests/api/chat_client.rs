@@ -308,8 +308,10 @@ impl ChatClient {
 
     /// The next server frame (checked against the AsyncAPI document); panics on close.
     pub async fn next(&mut self) -> Value {
+        // One deadline for the frame, not reset by the pings that arrive meanwhile.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let message = tokio::time::timeout(WAIT, self.ws.next())
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("a frame within 10 s")
                 .expect("the connection is open")
