@@ -203,6 +203,21 @@ fn dev_key(seed: &str) -> [u8; 32] {
 
 use entities::auth::ed25519_pkcs8;
 
+/// A number of concurrent workers: 1 to `max`, default the CPU count.
+fn concurrency(value: Option<String>, var: &'static str, max: usize) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| bad(var, format!("`{v}` is not a number between 1 and {max}"))),
+    }
+}
+
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -311,17 +326,7 @@ impl Settings {
                 ))
             }
         };
-        let photo_workers = match get("PHOTO_WORKERS") {
-            None => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or_else(|| bad("PHOTO_WORKERS", "a number from 1 to 64"))?,
-        };
+        let photo_workers = concurrency(get("PHOTO_WORKERS"), "PHOTO_WORKERS", 64)?;
         let smtp_url = get("SMTP_URL");
         if let Some(url) = &smtp_url {
             if !url.starts_with("smtp://") && !url.starts_with("smtps://") {
@@ -456,22 +461,11 @@ impl Settings {
                     )
                 })?,
         };
-        let password_hash_concurrency = match get("PASSWORD_HASH_CONCURRENCY") {
-            None => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=256).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "PASSWORD_HASH_CONCURRENCY",
-                        format!("`{v}` is not a number between 1 and 256"),
-                    )
-                })?,
-        };
+        let password_hash_concurrency = concurrency(
+            get("PASSWORD_HASH_CONCURRENCY"),
+            "PASSWORD_HASH_CONCURRENCY",
+            256,
+        )?;
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,

@@ -773,7 +773,7 @@ impl Session<'_> {
     }
 
     async fn read(&mut self, resonance: Uuid, message_id: String) -> Step {
-        if message_id.parse::<StreamId>().is_err() {
+        let Ok(mark) = message_id.parse::<StreamId>() else {
             return self
                 .error(
                     ErrorFrame::new(ErrorCode::InvalidField, "`message_id` is not a message id")
@@ -781,9 +781,6 @@ impl Session<'_> {
                         .resonance(resonance),
                 )
                 .await;
-        }
-        let Ok(mark) = message_id.parse::<StreamId>() else {
-            return Step::Continue;
         };
         // Read marks only move forward: a repeated or older mark is not relayed (a peer cannot
         // flood the other side with receipts).

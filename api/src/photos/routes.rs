@@ -120,30 +120,14 @@ pub enum Deleted {
 /// Variants never change (new content gets a new key), so they may be cached for a year.
 const CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
 
-#[derive(ApiResponse)]
-pub enum SignedPhotoBytes {
-    /// The variant, as WebP. Cacheable by shared caches until the link expires.
-    #[oai(status = 200, content_type = "image/webp")]
-    Ok(
-        Binary<Vec<u8>>,
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-    /// `If-None-Match` matched: use your copy.
-    #[oai(status = 304)]
-    NotModified(
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-}
-
 fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
     if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
 #[derive(ApiResponse)]
 pub enum PhotoBytes {
-    /// The variant, as WebP. `ETag` is its content hash.
+    /// The variant, as WebP. `ETag` is its content hash; `Cache-Control` says who may keep it
+    /// and for how long.
     #[oai(status = 200, content_type = "image/webp")]
     Ok(
         Binary<Vec<u8>>,
@@ -317,14 +301,14 @@ impl PhotosApi {
         /// Signature, from the link.
         sig: Query<String>,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
-    ) -> Result<SignedPhotoBytes, ApiError<SignedErrors>> {
+    ) -> Result<PhotoBytes, ApiError<SignedErrors>> {
         let (bytes, hash, left) =
             service::signed_variant(&state, id.0, &variant.0, exp.0, &sig.0).await?;
         let etag = format!("\"{hash}\"");
         let cache = format!("public, max-age={left}, immutable");
         if etag_matches(if_none_match.0.as_deref(), &etag) {
-            return Ok(SignedPhotoBytes::NotModified(etag, cache));
+            return Ok(PhotoBytes::NotModified(etag, cache));
         }
-        Ok(SignedPhotoBytes::Ok(Binary(bytes.to_vec()), etag, cache))
+        Ok(PhotoBytes::Ok(Binary(bytes.to_vec()), etag, cache))
     }
 }

@@ -1,6 +1,4 @@
 //! Photos: real decoding and encoding, a local folder and a real S3 API (moto), access rules.
-use std::io::Cursor;
-
 use image::{ImageEncoder, RgbImage};
 use reqwest::{multipart, StatusCode};
 use serde_json::{json, Value};
@@ -587,6 +585,25 @@ async fn the_api_answers_while_ten_uploads_are_processed() {
     assert_eq!(done, 10);
 }
 
+/// The bucket's listing (S3 `ListObjectsV2` XML) of one photo's objects.
+async fn bucket_listing(
+    client: &reqwest::Client,
+    endpoint: &str,
+    bucket: &str,
+    id: &str,
+) -> String {
+    client
+        .get(format!(
+            "{endpoint}/{bucket}?list-type=2&prefix=photos/{id}/"
+        ))
+        .send()
+        .await
+        .expect("list")
+        .text()
+        .await
+        .expect("xml")
+}
+
 #[tokio::test]
 async fn photos_live_in_s3_when_the_store_is_an_s3_bucket() {
     let endpoint = std::env::var("TEST_S3_URL").unwrap_or_else(|_| "http://127.0.0.1:9100".into());
@@ -612,16 +629,7 @@ async fn photos_live_in_s3_when_the_store_is_an_s3_bucket() {
     let photo = upload_ok(&app, &ana, jpeg_with_exif(640, 480, 1)).await;
     let id = photo["id"].as_str().expect("id").to_owned();
     // The objects are in the bucket, under the photo's id.
-    let listing = client
-        .get(format!(
-            "{endpoint}/{bucket}?list-type=2&prefix=photos/{id}/"
-        ))
-        .send()
-        .await
-        .expect("list")
-        .text()
-        .await
-        .expect("xml");
+    let listing = bucket_listing(&client, &endpoint, &bucket, &id).await;
     assert_eq!(listing.matches("<Key>").count(), 2, "{listing}");
     assert!(
         listing.contains("-full.webp") && listing.contains("-thumb.webp"),
@@ -637,16 +645,6 @@ async fn photos_live_in_s3_when_the_store_is_an_s3_bucket() {
         .delete_authed(&format!("/v1/me/photos/{id}"), &ana.access)
         .await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let listing = client
-        .get(format!(
-            "{endpoint}/{bucket}?list-type=2&prefix=photos/{id}/"
-        ))
-        .send()
-        .await
-        .expect("list")
-        .text()
-        .await
-        .expect("xml");
+    let listing = bucket_listing(&client, &endpoint, &bucket, &id).await;
     assert_eq!(listing.matches("<Key>").count(), 0, "{listing}");
-    let _ = Cursor::new(());
 }
