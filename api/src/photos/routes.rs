@@ -50,7 +50,8 @@ pub struct Photo {
     /// The picture's size after orientation (the variants keep its proportions).
     pub width: i32,
     pub height: i32,
-    pub urls: PhotoUrls,
+    /// Variant name → URL (each needs my credentials; see `getPhoto`).
+    pub variants: PhotoUrls,
     pub created_at: DateTime<Utc>,
 }
 
@@ -63,7 +64,7 @@ impl Example for Photo {
             status: "approved".into(),
             width: 3024,
             height: 4032,
-            urls: PhotoUrls {
+            variants: PhotoUrls {
                 full: format!("https://api.despacio.example/v1/photos/{id}/full"),
                 thumb: format!("https://api.despacio.example/v1/photos/{id}/thumb"),
             },
@@ -92,13 +93,13 @@ impl Example for PhotoList {
 #[oai(example, deny_unknown_fields)]
 pub struct PhotoOrder {
     /// Every one of my photo ids, once, main photo first.
-    pub photo_ids: Vec<Uuid>,
+    pub ids: Vec<Uuid>,
 }
 
 impl Example for PhotoOrder {
     fn example() -> Self {
         PhotoOrder {
-            photo_ids: vec![Uuid::nil()],
+            ids: vec![Uuid::nil()],
         }
     }
 }
@@ -145,7 +146,7 @@ pub enum PhotoBytes {
 fn to_api(state: &AppState, row: PhotoRow) -> Photo {
     let base = &state.settings.public_base_url;
     Photo {
-        urls: PhotoUrls {
+        variants: PhotoUrls {
             full: format!("{base}/v1/photos/{}/full", row.id),
             thumb: format!("{base}/v1/photos/{}/thumb", row.id),
         },
@@ -237,7 +238,7 @@ impl PhotosApi {
         auth: BearerAuth,
         body: Json<PhotoOrder>,
     ) -> Result<Json<PhotoList>, ApiError<MineErrors>> {
-        let rows = service::reorder(&state, auth.0.user_id, &body.0.photo_ids).await?;
+        let rows = service::reorder(&state, auth.0.user_id, &body.0.ids).await?;
         Ok(Json(PhotoList {
             items: rows.into_iter().map(|r| to_api(&state, r)).collect(),
         }))

@@ -228,7 +228,7 @@ pub async fn reorder(state: &AppState, me: Uuid, ids: &[Uuid]) -> Result<Vec<Pho
     have.sort();
     if wanted.len() != ids.len() || wanted != have {
         return Err(AppError::Validation(vec![FieldProblem {
-            field: "photo_ids".into(),
+            field: "ids".into(),
             code: "not_a_permutation".into(),
             message: "list each of your photos exactly once".into(),
         }]));

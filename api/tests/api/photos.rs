@@ -172,7 +172,7 @@ async fn an_upload_is_turned_upright_stripped_and_stored_as_two_webp_variants() 
     assert_eq!(photo["status"], "approved");
     assert_eq!(photo["position"], 0);
     let id = photo["id"].as_str().expect("id").to_owned();
-    assert!(photo["urls"]["full"]
+    assert!(photo["variants"]["full"]
         .as_str()
         .expect("url")
         .ends_with(&format!("/v1/photos/{id}/full")));
@@ -361,11 +361,7 @@ async fn six_photos_at_most_reorder_and_delete_with_their_objects() {
     let mut order = ids.clone();
     order.rotate_right(1);
     let resp = app
-        .put_authed(
-            "/v1/me/photos/order",
-            &ana.access,
-            json!({"photo_ids": order}),
-        )
+        .put_authed("/v1/me/photos/order", &ana.access, json!({"ids": order}))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let list: Value = resp.json().await.expect("json");
@@ -381,11 +377,11 @@ async fn six_photos_at_most_reorder_and_delete_with_their_objects() {
         .put_authed(
             "/v1/me/photos/order",
             &ana.access,
-            json!({"photo_ids": [order[0], order[0]]}),
+            json!({"ids": [order[0], order[0]]}),
         )
         .await;
     let problem = assert_problem(resp, 422, "validation-failed").await;
-    assert_eq!(problem["field"], "photo_ids");
+    assert_eq!(problem["field"], "ids");
 
     // Delete the main photo: its objects go, the others move up.
     assert_eq!(local_objects(&app, &order[0]).len(), 2);
