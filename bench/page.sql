@@ -1,12 +1,17 @@
 -- pgbench: the SQL behind one warm discovery page, for a random sampled person (:i).
--- 1) me + preferences + queue state; 2) fresh likers since preparation (driven by my recent likes);
--- 3) page read (the next 60 queue entries in rank order, re-checked, first 20 survivors) joined
--- to the cards. The API runs the same statements (as 6 round trips: profile, preferences,
--- state, fresh likers, read, cards).
+-- 1) me + preferences + queue state + "anyone liked me since?"; 2) only if so, fresh likers
+-- since preparation (driven by my recent likes); 3) page read (the next 60 queue entries in rank
+-- order, re-checked, stopping at the 20th survivor) joined to the cards. The API runs the same
+-- statements (two round trips, three when someone liked the person since the preparation).
 \set i random(1, :nusers)
-SELECT p.user_id, p.latitude, p.longitude, p.gender, p.birthdate, p.intentions, pr.*, d.generation, d.prepared_at
+SELECT p.user_id, p.latitude, p.longitude, p.gender, p.birthdate, p.intentions, pr.age_min, pr.age_max,
+       pr.max_distance_km, pr.genders, d.generation, d.prepared_at, d.last_rank, d.exhausted,
+       COALESCE(EXISTS (SELECT 1 FROM swipes l WHERE l.target_id = p.user_id AND l.action = 'like'
+                        AND l.created_at > d.prepared_at), false)::int AS fresh_likes
   FROM bench_users b JOIN profiles p ON p.user_id = b.id JOIN preferences pr ON pr.user_id = b.id
-  LEFT JOIN discovery_state d ON d.user_id = b.id WHERE b.i = :i;
+  LEFT JOIN discovery_state d ON d.user_id = b.id WHERE b.i = :i
+\gset
+\if :fresh_likes = 1
 WITH m AS (SELECT p.user_id AS id, p.location, p.gender, p.birthdate, pr.max_distance_km * 1000.0 AS maxd, pr.genders,
                   ((current_date - make_interval(years => pr.age_max + 1))::date + 1) AS born_after,
                   (current_date - make_interval(years => pr.age_min))::date AS born_before, d.prepared_at
@@ -22,14 +27,14 @@ CROSS JOIN LATERAL (
      AND c.birthdate BETWEEN m.born_after AND m.born_before
      AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = m.id AND q.candidate_id = c.user_id)
    LIMIT 1) v LIMIT 50;
+\endif
 WITH m AS (SELECT p.user_id AS id, p.location, p.gender, p.birthdate, pr.max_distance_km * 1000.0 AS maxd, pr.genders,
                   ((current_date - make_interval(years => pr.age_max + 1))::date + 1) AS born_after,
                   (current_date - make_interval(years => pr.age_min))::date AS born_before
              FROM bench_users b JOIN profiles p ON p.user_id = b.id JOIN preferences pr ON pr.user_id = b.id WHERE b.i = :i),
-q AS MATERIALIZED (SELECT rank, candidate_id FROM discovery_queue
-                    WHERE user_id = (SELECT id FROM m) AND rank > 0 ORDER BY rank LIMIT 60),
 page AS (
-SELECT q.rank, q.candidate_id FROM m, q CROSS JOIN LATERAL (
+SELECT q.rank, q.candidate_id FROM m, (SELECT rank, candidate_id FROM discovery_queue
+                    WHERE user_id = (SELECT id FROM m) AND rank > 0 ORDER BY rank LIMIT 60) q CROSS JOIN LATERAL (
   SELECT 1 AS ok FROM (SELECT * FROM profiles WHERE user_id = q.candidate_id OFFSET 0) c
   JOIN preferences cp ON cp.user_id = c.user_id
   JOIN users u ON u.id = c.user_id JOIN settings s ON s.user_id = c.user_id

@@ -530,7 +530,8 @@ fn generic_problem(status: u16, slug: &str, title: &str, detail: String) -> Prob
 
 /// Pulls a field name out of serde's messages (``unknown field `x` ``, ``missing field `x` ``).
 fn unknown_or_missing_field(reason: &str) -> Option<String> {
-    for marker in ["unknown field `", "missing field `"] {
+    // poem-openapi says "field `x` verification failed" when a declared constraint fails.
+    for marker in ["unknown field `", "missing field `", "field `"] {
         if let Some(start) = reason.find(marker) {
             let rest = &reason[start + marker.len()..];
             if let Some(end) = rest.find('`') {
@@ -550,6 +551,12 @@ mod tests {
         assert_eq!(
             unknown_or_missing_field("unknown field `nickname`, expected one of"),
             Some("nickname".into())
+        );
+        assert_eq!(
+            unknown_or_missing_field(
+                "failed to parse \"ActionRequest\": field `reason` verification failed. minLength(1)"
+            ),
+            Some("reason".into())
         );
         assert_eq!(unknown_or_missing_field("expected value at line 1"), None);
     }

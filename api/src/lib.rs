@@ -28,6 +28,7 @@
 //! - [`seed`]: demo data (`despacio-api seed`).
 //! - [`spec_index`]: names the field behind poem-openapi's parse errors.
 //! - [`middleware`], [`metrics`], [`telemetry`], [`worker`].
+pub mod admin;
 pub mod auth;
 pub mod blocks;
 pub mod config;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::{
+    admin::AdminApi,
     auth::routes::{AuthApi, KeysApi},
     blocks::BlocksApi,
     discovery::routes::DiscoveryApi,
@@ -35,6 +36,8 @@ pub enum ApiTags {
     Blocks,
     /// Live events (Server-Sent Events).
     Events,
+    /// Moderation and administration (moderators and admins only).
+    Admin,
     /// Probes and metrics for operators.
     Operations,
 }
@@ -65,6 +68,7 @@ pub type Apis = (
     BlocksApi,
     PhotosApi,
     EventsApi,
+    AdminApi,
 );
 
 /// The service with every operation.
@@ -81,6 +85,7 @@ pub fn service(metrics: Arc<Metrics>) -> OpenApiService<Apis, ()> {
             BlocksApi,
             PhotosApi,
             EventsApi,
+            AdminApi,
         ),
         "DESPACIO API",
         env!("CARGO_PKG_VERSION"),

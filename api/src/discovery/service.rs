@@ -185,15 +185,16 @@ fn fresh_likers_sql() -> String {
 
 /// The page read: take the next `$13` queue entries in rank order (an index range scan on the
 /// primary key), re-check each by primary-key lookups (LATERAL, so the planner cannot reorder
-/// the joins), keep the first `$12` survivors. [`read`] walks on, window after window, while
-/// too few survive.
+/// the joins), keep the first `$12` survivors. The window is a plain subquery, not a
+/// materialised CTE: its rows then come out of the index already in rank order, so no sort is
+/// needed and the nested loop **stops after the `$12`-th survivor** instead of re-checking the
+/// whole window. [`read`] walks on, window after window, while too few survive.
 fn read_sql() -> String {
     format!(
-        "WITH q AS MATERIALIZED (
-             SELECT rank, candidate_id FROM discovery_queue WHERE user_id = $1 AND rank > $11
-             ORDER BY rank LIMIT $13),
-         page AS (
-             SELECT q.rank, q.candidate_id FROM q
+        "WITH page AS (
+             SELECT q.rank, q.candidate_id
+             FROM (SELECT rank, candidate_id FROM discovery_queue WHERE user_id = $1 AND rank > $11
+                   ORDER BY rank LIMIT $13) q
              CROSS JOIN LATERAL (SELECT 1 AS ok FROM {from} WHERE {FILTERS} LIMIT 1) v
              ORDER BY q.rank LIMIT $12)
          SELECT page.rank, {CARD_COLUMNS}
@@ -346,17 +347,22 @@ struct MeRow {
     prepared_at: Option<DateTime<Utc>>,
     last_rank: Option<f64>,
     exhausted: Option<bool>,
+    /// Someone liked me after the queue was prepared.
+    fresh_likes: bool,
 }
 
-/// Who I am, what I seek, and my queue's state, in one query.
+/// Who I am, what I seek, my queue's state, and whether someone liked me since it was prepared,
+/// in one query.
 async fn me_and_queue(
     state: &AppState,
     user_id: Uuid,
-) -> Result<(Me, Option<discovery_state::Model>), AppError> {
+) -> Result<(Me, Option<discovery_state::Model>, bool), AppError> {
     let row = MeRow::find_by_statement(statement(
         "SELECT p.display_name, p.latitude, p.longitude, p.gender, p.birthdate, p.intentions,
                 pr.age_min, pr.age_max, pr.max_distance_km, pr.genders,
-                d.generation, d.prepared_at, d.last_rank, d.exhausted
+                d.generation, d.prepared_at, d.last_rank, d.exhausted,
+                COALESCE(EXISTS (SELECT 1 FROM swipes l WHERE l.target_id = p.user_id AND l.action = 'like'
+                                 AND l.created_at > d.prepared_at), false) AS fresh_likes
          FROM profiles p JOIN preferences pr ON pr.user_id = p.user_id
          LEFT JOIN discovery_state d ON d.user_id = p.user_id
          WHERE p.user_id = $1",
@@ -407,7 +413,7 @@ async fn me_and_queue(
         birthdate,
         intentions: row.intentions,
     };
-    Ok((me, queue))
+    Ok((me, queue, row.fresh_likes))
 }
 
 async fn me(state: &AppState, user_id: Uuid) -> Result<Me, AppError> {
@@ -585,8 +591,8 @@ pub async fn page(
     cursor_text: Option<&str>,
     limit: u64,
 ) -> Result<Page, AppError> {
-    let (me, saved) = me_and_queue(state, user_id).await?;
-    let (mut current, after_rank) = match cursor_text {
+    let (me, saved, fresh_likes) = me_and_queue(state, user_id).await?;
+    let (mut current, after_rank, rebuilt) = match cursor_text {
         None => {
             // Rebuild when old, or when it ran dry more than five minutes ago (newcomers may
             // have arrived since).
@@ -595,14 +601,14 @@ pub async fn page(
                 age < QUEUE_MAX_AGE_S && (!s.exhausted || age < EXHAUSTED_RETRY_S)
             });
             match fresh {
-                Some(s) => (s, 0.0),
-                None => (rebuild(state, &me).await?, 0.0),
+                Some(s) => (s, 0.0, false),
+                None => (rebuild(state, &me).await?, 0.0, true),
             }
         }
         Some(text) => {
             let c: Cursor = cursor::decode(&state.cipher, "discovery", text)?;
             match saved {
-                Some(s) if s.generation == c.g => (s, c.r),
+                Some(s) if s.generation == c.g => (s, c.r, false),
                 _ => {
                     return Err(AppError::Gone {
                         kind: "cursor-expired",
@@ -612,7 +618,11 @@ pub async fn page(
             }
         }
     };
-    merge_fresh_likers(state, &me, current.prepared_at, after_rank).await?;
+    // A rebuilt queue already holds everyone who liked me; otherwise look for likers only when
+    // there are some since the preparation (one index probe in the query above).
+    if fresh_likes && !rebuilt {
+        merge_fresh_likers(state, &me, current.prepared_at, after_rank).await?;
+    }
 
     let (mut rows, mut examined) = read(state, &me, after_rank, limit).await?;
     // Walk on: prepare more while the page is short and the pool is not exhausted.

@@ -33,7 +33,7 @@ pub struct ServerEvent {
     /// The event id (also the SSE `id:`); send it back as `Last-Event-ID` to resume.
     pub id: String,
     /// `resonance.created` (`resonance_id`, `user_id`), `resonance.removed` (`resonance_id`),
-    /// `likes.changed` (`count`), `moderation.notice` (`action`, `until`), `message.new`
+    /// `likes.changed` (`count`), `moderation.notice` (`action`, `reason`, `until`), `message.new`
     /// (`resonance_id`, `message_id`, `sender_id`), `resync` (the replay buffer no longer holds
     /// what you asked for: reload your state).
     #[oai(rename = "type")]

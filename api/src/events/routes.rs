@@ -19,6 +19,15 @@ pub enum EventsResponse {
     Stream(EventStream<futures_util::stream::BoxStream<'static, ServerEvent>>),
 }
 
+/// Whether `event` is a moderation notice that ends every session of its person.
+fn ends_sessions(event: &ServerEvent) -> bool {
+    event.kind == "moderation.notice"
+        && matches!(
+            event.data.get("action").and_then(|a| a.as_str()),
+            Some("suspend" | "ban" | "force_logout")
+        )
+}
+
 pub struct EventsApi;
 
 #[OpenApi(prefix_path = "/v1", tag = "ApiTags::Events")]
@@ -30,6 +39,8 @@ impl EventsApi {
     /// missed (the last 200 events, kept one hour); if that is no longer possible the first event
     /// is `resync`: reload your state. A comment line is sent every 15 s to keep proxies from
     /// closing the stream. Browsers authenticate with their cookies (`EventSource` sends them).
+    /// A `moderation.notice` whose `action` is `suspend`, `ban` or `force_logout` is the last
+    /// event: the sessions are revoked and the stream ends after it.
     #[oai(path = "/events", method = "get", operation_id = "events")]
     async fn events(
         &self,
@@ -62,7 +73,20 @@ impl EventsApi {
                         floor.is_none_or(|f| stream_id_key(&e.id).is_none_or(|k| k > f))
                     }))
                 });
-        let all = stream::iter(replayed).chain(live).boxed();
+        // A notice that ends the person's sessions (suspension, ban, forced sign-out) is the
+        // stream's last event: the stream ends right after delivering it.
+        let all = stream::unfold(
+            (stream::iter(replayed).chain(live).boxed(), false),
+            |(mut events, ended)| async move {
+                if ended {
+                    return None;
+                }
+                let event = events.next().await?;
+                let ended = ends_sessions(&event);
+                Some((event, (events, ended)))
+            },
+        )
+        .boxed();
         Ok(EventsResponse::Stream(
             EventStream::new(all)
                 .keep_alive(state.settings.sse_heartbeat)

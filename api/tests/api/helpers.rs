@@ -543,6 +543,29 @@ impl Sse {
         }
     }
 
+    /// Waits (10 s at most) for the server to end the stream, skipping heartbeats; panics on
+    /// an event.
+    pub async fn ends(&mut self) {
+        use futures_util::StreamExt;
+        loop {
+            assert!(
+                !self.buffer.contains("data:"),
+                "an event after the end was expected: {}",
+                self.buffer
+            );
+            self.buffer.clear();
+            match tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("the stream to end within 10 s")
+            {
+                None => return,
+                Some(chunk) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&chunk.expect("chunk"))),
+            }
+        }
+    }
+
     /// The next event, skipping heartbeats.
     pub async fn next_event(&mut self) -> SseFrame {
         loop {

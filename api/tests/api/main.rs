@@ -1,5 +1,6 @@
 //! The API's integration tests: one binary, real PostgreSQL + PostGIS and Redis, each test on
 //! its own database and Redis prefix (see `helpers`).
+mod admin;
 mod auth;
 mod blocks;
 mod browser;

@@ -1,0 +1,304 @@
+//! Moderation actions: `POST /v1/admin/users/{id}/actions` and the `moderation.notice` event.
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, spawn_app, Sse, TestApp, TestUser};
+
+async fn with_role(app: &TestApp, role: &str) -> TestUser {
+    let person = app.register().await;
+    app.sql(&format!(
+        "UPDATE users SET role = '{role}' WHERE id = '{}'",
+        person.id
+    ))
+    .await;
+    person
+}
+
+async fn act(app: &TestApp, actor: &TestUser, target: &TestUser, body: Value) -> reqwest::Response {
+    app.post_authed(
+        &format!("/v1/admin/users/{}/actions", target.id),
+        &actor.access,
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_suspension_is_announced_ends_the_sessions_and_hides_the_person_until_reinstated() {
+    let app = spawn_app().await;
+    let moderator = with_role(&app, "moderator").await;
+    let eve = app.person_at(48.85, 2.35).await;
+    let viewer = app.person_at(48.86, 2.36).await;
+    let mut events = Sse::open(&app.address, &eve.access, None).await;
+    let until = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+
+    let resp = act(
+        &app,
+        &moderator,
+        &eve,
+        json!({"action": "suspend", "reason": "Insults reported twice.", "until": until}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let entry: Value = resp.json().await.expect("json");
+    assert_eq!(entry["action"], "suspend");
+    assert_eq!(entry["actor_id"], moderator.id.to_string());
+    assert_eq!(entry["target_id"], eve.id.to_string());
+    assert!(entry["until"].is_string(), "{entry}");
+
+    // Told, then the stream ends (the sessions are gone).
+    let notice = events.next_of("moderation.notice").await;
+    let data = notice.data.expect("data")["data"].clone();
+    assert_eq!(data["action"], "suspend");
+    assert_eq!(data["reason"], "Insults reported twice.");
+    assert!(data["until"].is_string(), "{data}");
+    events.ends().await;
+
+    // Signed out everywhere, cannot sign in, invisible to others.
+    assert_problem(
+        app.get_authed("/v1/me", &eve.access).await,
+        401,
+        "session-revoked",
+    )
+    .await;
+    let refused = assert_problem(
+        app.login(&eve.email, &eve.password).await,
+        403,
+        "account-suspended",
+    )
+    .await;
+    assert!(refused["until"].is_string(), "{refused}");
+    assert_eq!(
+        app.get_authed(&format!("/v1/profiles/{}", eve.id), &viewer.access)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let audit: Option<i64> = app
+        .sql_value(&format!(
+            "SELECT count(*) FROM moderation_actions WHERE target_id = '{}' AND action = 'suspend' AND actor_id = '{}'",
+            eve.id, moderator.id
+        ))
+        .await;
+    assert_eq!(audit, Some(1));
+
+    // Reinstated: signs in again and is visible again.
+    let resp = act(
+        &app,
+        &moderator,
+        &eve,
+        json!({"action": "reinstate", "reason": "Appeal accepted."}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.login(&eve.email, &eve.password).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_authed(&format!("/v1/profiles/{}", eve.id), &viewer.access)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_warning_is_a_notice_only_and_a_ban_is_for_good() {
+    let app = spawn_app().await;
+    let moderator = with_role(&app, "moderator").await;
+    let eve = app.person_at(48.85, 2.35).await;
+    let mut events = Sse::open(&app.address, &eve.access, None).await;
+
+    let resp = act(
+        &app,
+        &moderator,
+        &eve,
+        json!({"action": "warn", "reason": "Be kind."}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let notice = events.next_of("moderation.notice").await;
+    let data = notice.data.expect("data")["data"].clone();
+    assert_eq!(data["action"], "warn");
+    assert_eq!(data["reason"], "Be kind.");
+    assert!(data["until"].is_null());
+    // Still signed in, stream still open.
+    assert_eq!(
+        app.get_authed("/v1/me", &eve.access).await.status(),
+        StatusCode::OK
+    );
+
+    let resp = act(
+        &app,
+        &moderator,
+        &eve,
+        json!({"action": "ban", "reason": "Scam."}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let notice = events.next_of("moderation.notice").await;
+    assert_eq!(notice.data.expect("data")["data"]["action"], "ban");
+    events.ends().await;
+    assert_problem(
+        app.login(&eve.email, &eve.password).await,
+        403,
+        "account-banned",
+    )
+    .await;
+    assert_problem(
+        app.get_authed("/v1/me", &eve.access).await,
+        401,
+        "session-revoked",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn force_logout_ends_every_session_but_sign_in_works() {
+    let app = spawn_app().await;
+    let admin = with_role(&app, "admin").await;
+    let eve = app.register().await;
+    let second = app.login(&eve.email, &eve.password).await;
+    let second: Value = second.json().await.expect("json");
+    let second_access = second["access_token"].as_str().expect("token").to_owned();
+
+    let resp = act(
+        &app,
+        &admin,
+        &eve,
+        json!({"action": "force_logout", "reason": "Your account was used elsewhere."}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_problem(
+        app.get_authed("/v1/me", &eve.access).await,
+        401,
+        "session-revoked",
+    )
+    .await;
+    assert_problem(
+        app.get_authed("/v1/me", &second_access).await,
+        401,
+        "session-revoked",
+    )
+    .await;
+    assert_eq!(
+        app.login(&eve.email, &eve.password).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn only_moderators_act_and_only_admins_act_on_staff() {
+    let app = spawn_app().await;
+    let user = app.register().await;
+    let moderator = with_role(&app, "moderator").await;
+    let other_moderator = with_role(&app, "moderator").await;
+    let admin = with_role(&app, "admin").await;
+    let warn = json!({"action": "warn", "reason": "Be kind."});
+
+    assert_problem(
+        act(&app, &user, &moderator, warn.clone()).await,
+        403,
+        "insufficient-role",
+    )
+    .await;
+    assert_problem(
+        act(&app, &moderator, &other_moderator, warn.clone()).await,
+        403,
+        "insufficient-role",
+    )
+    .await;
+    assert_problem(
+        act(
+            &app,
+            &moderator,
+            &admin,
+            json!({"action": "ban", "reason": "x"}),
+        )
+        .await,
+        403,
+        "insufficient-role",
+    )
+    .await;
+    assert_eq!(
+        act(&app, &admin, &other_moderator, warn.clone())
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    // A demoted moderator's token is not enough: the stored role counts.
+    app.sql(&format!(
+        "UPDATE users SET role = 'user' WHERE id = '{}'",
+        moderator.id
+    ))
+    .await;
+    assert_problem(
+        act(&app, &moderator, &user, warn.clone()).await,
+        403,
+        "insufficient-role",
+    )
+    .await;
+
+    let problem = assert_problem(
+        act(&app, &admin, &admin, warn.clone()).await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    assert_eq!(problem["field"], "id");
+    let resp = app
+        .post_authed(
+            &format!("/v1/admin/users/{}/actions", uuid::Uuid::new_v4()),
+            &admin.access,
+            warn,
+        )
+        .await;
+    assert_problem(resp, 404, "not-found").await;
+    let count: Option<i64> = app
+        .sql_value("SELECT count(*) FROM moderation_actions")
+        .await;
+    assert_eq!(count, Some(1), "only the admin's warning was recorded");
+}
+
+#[tokio::test]
+async fn bad_action_bodies_name_the_field() {
+    let app = spawn_app().await;
+    let moderator = with_role(&app, "moderator").await;
+    let eve = app.register().await;
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    for (body, field) in [
+        (json!({"action": "suspend", "reason": "x"}), "until"),
+        (
+            json!({"action": "suspend", "reason": "x", "until": past}),
+            "until",
+        ),
+        (
+            json!({"action": "warn", "reason": "x", "until": future}),
+            "until",
+        ),
+        (json!({"action": "warn", "reason": "   "}), "reason"),
+        (json!({"action": "warn", "reason": ""}), "reason"),
+        (json!({"action": "smite", "reason": "x"}), "action"),
+        (json!({"reason": "x"}), "action"),
+    ] {
+        let resp = act(&app, &moderator, &eve, body.clone()).await;
+        let status = resp.status().as_u16();
+        let problem: Value = resp.json().await.expect("json");
+        assert!(
+            status == 400 || status == 422,
+            "{body} → {status} {problem}"
+        );
+        assert_eq!(problem["field"], field, "{body} → {problem}");
+    }
+    assert_eq!(
+        app.get_authed("/v1/me", &eve.access).await.status(),
+        StatusCode::OK
+    );
+    let count: Option<i64> = app
+        .sql_value("SELECT count(*) FROM moderation_actions")
+        .await;
+    assert_eq!(count, Some(0));
+}
