@@ -13,6 +13,7 @@
 //! - `m20261124_000005_create_moderation`: reports, moderation actions (audit trail).
 //! - `m20261124_000006_create_analytics`: anonymous aggregates.
 //! - `m20261125_000007_create_discovery_queue`: per-person candidate queues, discovery indexes.
+//! - `m20261125_000008_photo_card_index`: covering index for the cards' photo lists.
 //!
 //! Rules: never edit a migration that has been applied somewhere; add a new one. Every migration
 //! has a `down`.
@@ -26,6 +27,7 @@ mod m20261124_000004_create_social_graph;
 mod m20261124_000005_create_moderation;
 mod m20261124_000006_create_analytics;
 mod m20261125_000007_create_discovery_queue;
+mod m20261125_000008_photo_card_index;
 
 /// The ordered list of DESPACIO's migrations.
 pub struct Migrator;
@@ -41,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_create_moderation::Migration),
             Box::new(m20261124_000006_create_analytics::Migration),
             Box::new(m20261125_000007_create_discovery_queue::Migration),
+            Box::new(m20261125_000008_photo_card_index::Migration),
         ]
     }
 }
