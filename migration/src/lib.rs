@@ -14,6 +14,7 @@
 //! - `m20261124_000006_create_analytics`: anonymous aggregates.
 //! - `m20261125_000007_create_discovery_queue`: per-person candidate queues, discovery indexes.
 //! - `m20261125_000008_photo_card_index`: covering index for the cards' photo lists.
+//! - `m20261125_000009_queue_generation_ranks`: drops queues ranked the old way (rebuilt on demand).
 //!
 //! Rules: never edit a migration that has been applied somewhere; add a new one. Every migration
 //! has a `down`.
@@ -28,6 +29,7 @@ mod m20261124_000005_create_moderation;
 mod m20261124_000006_create_analytics;
 mod m20261125_000007_create_discovery_queue;
 mod m20261125_000008_photo_card_index;
+mod m20261125_000009_queue_generation_ranks;
 
 /// The ordered list of DESPACIO's migrations.
 pub struct Migrator;
@@ -44,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_create_analytics::Migration),
             Box::new(m20261125_000007_create_discovery_queue::Migration),
             Box::new(m20261125_000008_photo_card_index::Migration),
+            Box::new(m20261125_000009_queue_generation_ranks::Migration),
         ]
     }
 }

@@ -18,6 +18,8 @@
 //!   are only appended (or slotted between ranks, see fresh likers), so pages have no duplicates
 //!   and no skips whatever happens between them. A first page (no cursor) rebuilds a queue older
 //!   than [`QUEUE_MAX_AGE_S`]; a cursor from a rebuilt generation answers 410 `cursor-expired`.
+//!   Each generation ranks from its own base ([`generation_base`]), above every older one, so
+//!   reads never step over the dead entries a rebuild leaves until vacuum.
 //! - **End of the queue**: the next batch is prepared on demand (excluding everyone already
 //!   queued); when none is left, the page says `exhausted: true`. A first page rebuilds an
 //!   exhausted queue after [`EXHAUSTED_RETRY_S`].
@@ -214,7 +216,7 @@ pub async fn refresh_queue(state: &AppState, user_id: Uuid) -> Result<u64, AppEr
         Err(e) => return Err(e),
     };
     let state_row = rebuild(state, &me).await?;
-    Ok(state_row.last_rank as u64)
+    Ok((state_row.last_rank - generation_base(state_row.generation)) as u64)
 }
 
 /// People active in the last 7 days whose queue is missing or older than
@@ -434,42 +436,55 @@ async fn prepare<C: ConnectionTrait>(conn: &C, me: &Me, after_rank: f64) -> Resu
         .rows_affected())
 }
 
+/// Where generation `g`'s ranks start. Each generation's ranks live in their own range, above
+/// every older one: a page walks `rank > cursor` in the primary key and so never steps over the
+/// dead entries a rebuild leaves behind (until vacuum removes them they would be visited on
+/// every read — measured: a tenth of the throughput right after the hourly rebuilds).
+pub fn generation_base(generation: i32) -> f64 {
+    f64::from(generation) * 10_000_000.0
+}
+
 /// Starts a new queue generation for `me` and fills its first batch.
 async fn rebuild(state: &AppState, me: &Me) -> Result<discovery_state::Model, AppError> {
     use sea_orm::TransactionTrait;
     let txn = state.db.begin().await?;
     txn.execute_unprepared(KNN_ONLY).await?;
-    txn.execute(statement(
-        "DELETE FROM discovery_queue WHERE user_id = $1",
-        vec![me.id.into()],
-    ))
-    .await?;
-    let added = prepare(&txn, me, 0.0).await?;
+    // The new generation first (its number places the ranks), then the old entries go.
     let row = txn
         .query_one(statement(
             "INSERT INTO discovery_state (user_id, generation, prepared_at, last_rank, exhausted)
-             VALUES ($1, 1, now(), $2, $3)
+             VALUES ($1, 1, now(), 0, false)
              ON CONFLICT (user_id) DO UPDATE SET generation = discovery_state.generation + 1,
-                 prepared_at = now(), last_rank = $2, exhausted = $3
+                 prepared_at = now()
              RETURNING generation",
-            vec![
-                me.id.into(),
-                (added as f64).into(),
-                (added < BATCH as u64).into(),
-            ],
+            vec![me.id.into()],
         ))
         .await?
         .ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!("discovery_state upsert returned nothing"))
         })?;
-    txn.commit().await?;
     let generation: i32 = row.try_get("", "generation")?;
+    let base = generation_base(generation);
+    txn.execute(statement(
+        "DELETE FROM discovery_queue WHERE user_id = $1",
+        vec![me.id.into()],
+    ))
+    .await?;
+    let added = prepare(&txn, me, base).await?;
+    let last_rank = base + added as f64;
+    let exhausted = added < BATCH as u64;
+    txn.execute(statement(
+        "UPDATE discovery_state SET last_rank = $2, exhausted = $3 WHERE user_id = $1",
+        vec![me.id.into(), last_rank.into(), exhausted.into()],
+    ))
+    .await?;
+    txn.commit().await?;
     Ok(discovery_state::Model {
         user_id: me.id,
         generation,
         prepared_at: Utc::now(),
-        last_rank: added as f64,
-        exhausted: added < BATCH as u64,
+        last_rank,
+        exhausted,
     })
 }
 
@@ -601,8 +616,15 @@ pub async fn page(
                 age < QUEUE_MAX_AGE_S && (!s.exhausted || age < EXHAUSTED_RETRY_S)
             });
             match fresh {
-                Some(s) => (s, 0.0, false),
-                None => (rebuild(state, &me).await?, 0.0, true),
+                Some(s) => {
+                    let start = generation_base(s.generation);
+                    (s, start, false)
+                }
+                None => {
+                    let s = rebuild(state, &me).await?;
+                    let start = generation_base(s.generation);
+                    (s, start, true)
+                }
             }
         }
         Some(text) => {
