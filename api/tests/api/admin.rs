@@ -302,3 +302,26 @@ async fn bad_action_bodies_name_the_field() {
         .await;
     assert_eq!(count, Some(0));
 }
+
+#[tokio::test]
+async fn a_banned_person_is_disconnected_from_the_chat_gateway() {
+    use crate::chat_client::{Auth, ChatClient};
+    let app = spawn_app().await;
+    let gateway = app.spawn_gateway(&[]);
+    let moderator = with_role(&app, "moderator").await;
+    let eve = app.person(json!({})).await;
+    let mut chat = ChatClient::open(&gateway.url, Auth::Header(&eve.access)).await;
+    assert_eq!(chat.next().await["type"], "ready");
+
+    let resp = act(
+        &app,
+        &moderator,
+        &eve,
+        json!({"action": "ban", "reason": "Scam."}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(chat.closed().await, (4003, "session revoked".to_owned()));
+    let mut again = ChatClient::open(&gateway.url, Auth::Header(&eve.access)).await;
+    assert_eq!(again.closed().await.0, 4003);
+}
