@@ -528,18 +528,12 @@ fn generic_problem(status: u16, slug: &str, title: &str, detail: String) -> Prob
     }
 }
 
-/// Pulls a field name out of serde's messages (``unknown field `x` ``, ``missing field `x` ``).
+/// Pulls a field name out of the parsers' messages: serde's ``unknown field `x` `` and
+/// ``missing field `x` ``, poem-openapi's ``field `x` verification failed``.
 fn unknown_or_missing_field(reason: &str) -> Option<String> {
-    // poem-openapi says "field `x` verification failed" when a declared constraint fails.
-    for marker in ["unknown field `", "missing field `", "field `"] {
-        if let Some(start) = reason.find(marker) {
-            let rest = &reason[start + marker.len()..];
-            if let Some(end) = rest.find('`') {
-                return Some(rest[..end].to_owned());
-            }
-        }
-    }
-    None
+    const MARKER: &str = "field `";
+    let rest = &reason[reason.find(MARKER)? + MARKER.len()..];
+    Some(rest[..rest.find('`')?].to_owned())
 }
 
 #[cfg(test)]

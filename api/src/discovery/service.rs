@@ -607,7 +607,8 @@ pub async fn page(
     limit: u64,
 ) -> Result<Page, AppError> {
     let (me, saved, fresh_likes) = me_and_queue(state, user_id).await?;
-    let (mut current, after_rank, rebuilt) = match cursor_text {
+    // (queue, last rank seen per the cursor, rebuilt now)
+    let (mut current, seen, rebuilt) = match cursor_text {
         None => {
             // Rebuild when old, or when it ran dry more than five minutes ago (newcomers may
             // have arrived since).
@@ -616,21 +617,14 @@ pub async fn page(
                 age < QUEUE_MAX_AGE_S && (!s.exhausted || age < EXHAUSTED_RETRY_S)
             });
             match fresh {
-                Some(s) => {
-                    let start = generation_base(s.generation);
-                    (s, start, false)
-                }
-                None => {
-                    let s = rebuild(state, &me).await?;
-                    let start = generation_base(s.generation);
-                    (s, start, true)
-                }
+                Some(s) => (s, None, false),
+                None => (rebuild(state, &me).await?, None, true),
             }
         }
         Some(text) => {
             let c: Cursor = cursor::decode(&state.cipher, "discovery", text)?;
             match saved {
-                Some(s) if s.generation == c.g => (s, c.r, false),
+                Some(s) if s.generation == c.g => (s, Some(c.r), false),
                 _ => {
                     return Err(AppError::Gone {
                         kind: "cursor-expired",
@@ -640,6 +634,7 @@ pub async fn page(
             }
         }
     };
+    let after_rank = seen.unwrap_or_else(|| generation_base(current.generation));
     // A rebuilt queue already holds everyone who liked me; otherwise look for likers only when
     // there are some since the preparation (one index probe in the query above).
     if fresh_likes && !rebuilt {

@@ -14,6 +14,23 @@ async fn with_role(app: &TestApp, role: &str) -> TestUser {
     person
 }
 
+/// Acts and expects 201; returns the audit entry.
+async fn acted(app: &TestApp, actor: &TestUser, target: &TestUser, body: Value) -> Value {
+    let resp = act(app, actor, target, body).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    resp.json().await.expect("json")
+}
+
+/// The `data` of the next `moderation.notice` event.
+async fn notice(events: &mut Sse) -> Value {
+    events
+        .next_of("moderation.notice")
+        .await
+        .data
+        .expect("data")["data"]
+        .clone()
+}
+
 async fn act(app: &TestApp, actor: &TestUser, target: &TestUser, body: Value) -> reqwest::Response {
     app.post_authed(
         &format!("/v1/admin/users/{}/actions", target.id),
@@ -32,23 +49,20 @@ async fn a_suspension_is_announced_ends_the_sessions_and_hides_the_person_until_
     let mut events = Sse::open(&app.address, &eve.access, None).await;
     let until = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
 
-    let resp = act(
+    let entry = acted(
         &app,
         &moderator,
         &eve,
         json!({"action": "suspend", "reason": "Insults reported twice.", "until": until}),
     )
     .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let entry: Value = resp.json().await.expect("json");
     assert_eq!(entry["action"], "suspend");
     assert_eq!(entry["actor_id"], moderator.id.to_string());
     assert_eq!(entry["target_id"], eve.id.to_string());
     assert!(entry["until"].is_string(), "{entry}");
 
     // Told, then the stream ends (the sessions are gone).
-    let notice = events.next_of("moderation.notice").await;
-    let data = notice.data.expect("data")["data"].clone();
+    let data = notice(&mut events).await;
     assert_eq!(data["action"], "suspend");
     assert_eq!(data["reason"], "Insults reported twice.");
     assert!(data["until"].is_string(), "{data}");
@@ -83,14 +97,13 @@ async fn a_suspension_is_announced_ends_the_sessions_and_hides_the_person_until_
     assert_eq!(audit, Some(1));
 
     // Reinstated: signs in again and is visible again.
-    let resp = act(
+    acted(
         &app,
         &moderator,
         &eve,
         json!({"action": "reinstate", "reason": "Appeal accepted."}),
     )
     .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
     assert_eq!(
         app.login(&eve.email, &eve.password).await.status(),
         StatusCode::OK
@@ -110,16 +123,14 @@ async fn a_warning_is_a_notice_only_and_a_ban_is_for_good() {
     let eve = app.person_at(48.85, 2.35).await;
     let mut events = Sse::open(&app.address, &eve.access, None).await;
 
-    let resp = act(
+    acted(
         &app,
         &moderator,
         &eve,
         json!({"action": "warn", "reason": "Be kind."}),
     )
     .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let notice = events.next_of("moderation.notice").await;
-    let data = notice.data.expect("data")["data"].clone();
+    let data = notice(&mut events).await;
     assert_eq!(data["action"], "warn");
     assert_eq!(data["reason"], "Be kind.");
     assert!(data["until"].is_null());
@@ -129,16 +140,14 @@ async fn a_warning_is_a_notice_only_and_a_ban_is_for_good() {
         StatusCode::OK
     );
 
-    let resp = act(
+    acted(
         &app,
         &moderator,
         &eve,
         json!({"action": "ban", "reason": "Scam."}),
     )
     .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let notice = events.next_of("moderation.notice").await;
-    assert_eq!(notice.data.expect("data")["data"]["action"], "ban");
+    assert_eq!(notice(&mut events).await["action"], "ban");
     events.ends().await;
     assert_problem(
         app.login(&eve.email, &eve.password).await,
@@ -163,14 +172,13 @@ async fn force_logout_ends_every_session_but_sign_in_works() {
     let second: Value = second.json().await.expect("json");
     let second_access = second["access_token"].as_str().expect("token").to_owned();
 
-    let resp = act(
+    acted(
         &app,
         &admin,
         &eve,
         json!({"action": "force_logout", "reason": "Your account was used elsewhere."}),
     )
     .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
     assert_problem(
         app.get_authed("/v1/me", &eve.access).await,
         401,
@@ -313,14 +321,13 @@ async fn a_banned_person_is_disconnected_from_the_chat_gateway() {
     let mut chat = ChatClient::open(&gateway.url, Auth::Header(&eve.access)).await;
     assert_eq!(chat.next().await["type"], "ready");
 
-    let resp = act(
+    acted(
         &app,
         &moderator,
         &eve,
         json!({"action": "ban", "reason": "Scam."}),
     )
     .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
     assert_eq!(chat.closed().await, (4003, "session revoked".to_owned()));
     let mut again = ChatClient::open(&gateway.url, Auth::Header(&eve.access)).await;
     assert_eq!(again.closed().await.0, 4003);
