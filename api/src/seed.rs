@@ -249,7 +249,6 @@ pub async fn run(state: &AppState, options: &SeedOptions) -> anyhow::Result<u64>
             creds,
         )
         .await?;
-        copy(&pool, "COPY profiles (user_id, display_name, birthdate, gender, intentions, latitude, longitude, created_at, updated_at) FROM STDIN (FORMAT csv)", profiles).await?;
         copy(&pool, "COPY preferences (user_id, age_min, age_max, max_distance_km, genders) FROM STDIN (FORMAT csv)", prefs).await?;
         copy(
             &pool,
@@ -257,6 +256,9 @@ pub async fn run(state: &AppState, options: &SeedOptions) -> anyhow::Result<u64>
             settings,
         )
         .await?;
+        // Profiles last: their insert trigger copies the preferences, status and settings that
+        // discovery checks onto the row (migration 000010).
+        copy(&pool, "COPY profiles (user_id, display_name, birthdate, gender, intentions, latitude, longitude, created_at, updated_at) FROM STDIN (FORMAT csv)", profiles).await?;
         copy(&pool, "COPY photos (id, user_id, position, status, storage_key, content_hash, width, height) FROM STDIN (FORMAT csv)", photos).await?;
         done += n;
         progress.set_position(done);

@@ -30,6 +30,7 @@ mod m20261124_000006_create_analytics;
 mod m20261125_000007_create_discovery_queue;
 mod m20261125_000008_photo_card_index;
 mod m20261125_000009_queue_generation_ranks;
+mod m20261125_000010_discovery_mirror;
 
 /// The ordered list of DESPACIO's migrations.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_create_discovery_queue::Migration),
             Box::new(m20261125_000008_photo_card_index::Migration),
             Box::new(m20261125_000009_queue_generation_ranks::Migration),
+            Box::new(m20261125_000010_discovery_mirror::Migration),
         ]
     }
 }

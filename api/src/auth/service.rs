@@ -206,20 +206,6 @@ async fn create_user<C: ConnectionTrait>(
     }
     .insert(conn)
     .await?;
-    profiles::ActiveModel {
-        user_id: Set(id),
-        display_name: Set(display_name),
-        birthdate: Set(None),
-        gender: Set(None),
-        bio_ciphertext: Set(None),
-        intentions: Set(vec![]),
-        latitude: Set(None),
-        longitude: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(conn)
-    .await?;
     preferences::ActiveModel {
         user_id: Set(id),
         age_min: Set(18),
@@ -237,6 +223,22 @@ async fn create_user<C: ConnectionTrait>(
         notify_resonances: Set(true),
         notify_messages: Set(true),
         notify_likes: Set(true),
+        updated_at: Set(now),
+    }
+    .insert(conn)
+    .await?;
+    // The profile last: its insert trigger copies the preferences and settings onto it
+    // (discovery's mirror, migration 000010).
+    profiles::ActiveModel {
+        user_id: Set(id),
+        display_name: Set(display_name),
+        birthdate: Set(None),
+        gender: Set(None),
+        bio_ciphertext: Set(None),
+        intentions: Set(vec![]),
+        latitude: Set(None),
+        longitude: Set(None),
+        created_at: Set(now),
         updated_at: Set(now),
     }
     .insert(conn)

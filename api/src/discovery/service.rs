@@ -42,7 +42,7 @@ use crate::{
     cursor,
     error::AppError,
     profiles::{
-        cards::{to_public, CardRow, CARD_COLUMNS},
+        cards::{card_columns, to_public, CardRow},
         types::PublicProfile,
     },
     state::AppState,
@@ -95,22 +95,24 @@ impl Me {
     }
 }
 
-/// Who may appear to `$1`, both ways. `c` is the candidate's profile, `cp` its preferences,
-/// `u` its user, `s` its settings. The first line repeats the partial index's predicate.
+/// Who may appear to `$1`, both ways. `c` is the candidate's profile row, which mirrors their
+/// preferences (`pref_*`), account status and settings (migration 000010, kept exact by
+/// triggers), so the whole two-way check reads one row. The first line repeats the partial
+/// index's predicate.
 const FILTERS: &str = r#"
     c.location IS NOT NULL AND c.display_name IS NOT NULL AND c.birthdate IS NOT NULL
-    AND c.gender IS NOT NULL AND cardinality(c.intentions) > 0
+    AND c.gender IS NOT NULL AND cardinality(c.intentions) > 0 AND c.incognito IS NOT NULL
     AND ST_DWithin(c.location, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, $4)
     AND c.gender = ANY($5::text[])
     AND c.birthdate BETWEEN $6 AND $7
     AND c.user_id <> $1
-    AND $8 = ANY(cp.genders)
-    AND $9 BETWEEN ((current_date - make_interval(years => cp.age_max + 1))::date + 1)
-               AND (current_date - make_interval(years => cp.age_min))::date
-    AND ST_DWithin(c.location, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, cp.max_distance_km * 1000.0)
-    AND (u.status = 'active' OR (u.status = 'suspended' AND u.suspended_until <= now()))
-    AND (s.snoozed_until IS NULL OR s.snoozed_until <= now())
-    AND (NOT s.incognito
+    AND $8 = ANY(c.pref_genders)
+    AND $9 BETWEEN ((current_date - make_interval(years => c.pref_age_max + 1))::date + 1)
+               AND (current_date - make_interval(years => c.pref_age_min))::date
+    AND ST_DWithin(c.location, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, c.pref_max_distance_km * 1000.0)
+    AND (c.account_status = 'active' OR (c.account_status = 'suspended' AND c.suspended_until <= now()))
+    AND (c.snoozed_until IS NULL OR c.snoozed_until <= now())
+    AND (NOT c.incognito
          OR EXISTS (SELECT 1 FROM swipes l WHERE l.swiper_id = c.user_id AND l.target_id = $1 AND l.action = 'like'))
     AND NOT EXISTS (SELECT 1 FROM swipes sw WHERE sw.swiper_id = $1 AND sw.target_id = c.user_id
                     AND (sw.action = 'like' OR sw.created_at > now() - make_interval(days => 30)))
@@ -145,25 +147,17 @@ fn prepare_sql() -> String {
                        AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = $1 AND q.candidate_id = n.user_id)
                      ORDER BY n.location <-> ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography
                      LIMIT {WINDOW}) c
-               JOIN preferences cp ON cp.user_id = c.user_id
                JOIN users u ON u.id = c.user_id
-               JOIN settings s ON s.user_id = c.user_id
                WHERE {FILTERS}
                ORDER BY score DESC, c.user_id LIMIT {BATCH}) ranked"
     )
 }
 
-/// The candidate's rows for one known candidate (`c` profile, `cp` preferences, `u` user, `s`
-/// settings, as [`FILTERS`] expects): the `OFFSET 0` fence makes PostgreSQL fetch the profile by
-/// its primary key first (otherwise it may prefer the GiST index for the radius condition and
-/// scan a whole city per candidate).
+/// One known candidate's profile row as `c` (what [`FILTERS`] expects): the `OFFSET 0` fence
+/// makes PostgreSQL fetch it by its primary key first (otherwise it may prefer the GiST index
+/// for the radius condition and scan a whole city per candidate).
 fn from_one(id: &str) -> String {
-    format!(
-        "(SELECT * FROM profiles WHERE user_id = {id} OFFSET 0) c
-    JOIN preferences cp ON cp.user_id = c.user_id
-    JOIN users u ON u.id = c.user_id
-    JOIN settings s ON s.user_id = c.user_id"
-    )
+    format!("(SELECT * FROM profiles WHERE user_id = {id} OFFSET 0) c")
 }
 
 fn fresh_likers_sql() -> String {
@@ -176,7 +170,7 @@ fn fresh_likers_sql() -> String {
              ORDER BY created_at DESC LIMIT 200)
          SELECT v.user_id, v.score FROM fresh
          CROSS JOIN LATERAL (
-             SELECT c.user_id, {SCORE}::real AS score FROM {from}
+             SELECT c.user_id, {SCORE}::real AS score FROM {from} JOIN users u ON u.id = c.user_id
              WHERE {FILTERS}
                AND NOT EXISTS (SELECT 1 FROM discovery_queue q WHERE q.user_id = $1 AND q.candidate_id = c.user_id)
              LIMIT 1) v
@@ -186,23 +180,21 @@ fn fresh_likers_sql() -> String {
 }
 
 /// The page read: take the next `$13` queue entries in rank order (an index range scan on the
-/// primary key), re-check each by primary-key lookups (LATERAL, so the planner cannot reorder
-/// the joins), keep the first `$12` survivors. The window is a plain subquery, not a
-/// materialised CTE: its rows then come out of the index already in rank order, so no sort is
-/// needed and the nested loop **stops after the `$12`-th survivor** instead of re-checking the
-/// whole window. [`read`] walks on, window after window, while too few survive.
+/// primary key), re-check each on its profile row (LATERAL, so the planner cannot reorder the
+/// joins; the same row gives the card), keep the first `$12` survivors. The window is a plain
+/// subquery, not a materialised CTE: its rows then come out of the index already in rank order,
+/// so no sort is needed and the nested loop **stops after the `$12`-th survivor** instead of
+/// re-checking the whole window. [`read`] walks on, window after window, while too few survive.
 fn read_sql() -> String {
     format!(
-        "WITH page AS (
-             SELECT q.rank, q.candidate_id
-             FROM (SELECT rank, candidate_id FROM discovery_queue WHERE user_id = $1 AND rank > $11
-                   ORDER BY rank LIMIT $13) q
-             CROSS JOIN LATERAL (SELECT 1 AS ok FROM {from} WHERE {FILTERS} LIMIT 1) v
-             ORDER BY q.rank LIMIT $12)
-         SELECT page.rank, {CARD_COLUMNS}
-         FROM page JOIN profiles p ON p.user_id = page.candidate_id
-         LEFT JOIN profiles me ON me.user_id = $1
-         ORDER BY page.rank",
+        "SELECT q.rank, {card}
+         FROM (SELECT rank, candidate_id FROM discovery_queue WHERE user_id = $1 AND rank > $11
+               ORDER BY rank LIMIT $13) q
+         CROSS JOIN LATERAL (
+             SELECT c.user_id, c.display_name, c.birthdate, c.gender, c.bio_ciphertext, c.intentions, c.location
+             FROM {from} WHERE {FILTERS} LIMIT 1) p
+         ORDER BY q.rank LIMIT $12",
+        card = card_columns("ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography", "$10::text[]"),
         from = from_one("q.candidate_id")
     )
 }

@@ -24,19 +24,25 @@ pub(crate) struct CardRow {
     photo_ids: Vec<Uuid>,
 }
 
-/// The card columns, over `p` (the person shown) and `me` (the viewer's profile).
-pub(crate) const CARD_COLUMNS: &str = "p.user_id, p.display_name, p.birthdate, p.gender, p.bio_ciphertext, p.intentions,
-       ARRAY(SELECT unnest(p.intentions) INTERSECT SELECT unnest(me.intentions) ORDER BY 1) AS shared,
-       CASE WHEN p.location IS NULL OR me.location IS NULL THEN NULL
-            ELSE GREATEST(1, round(ST_Distance(p.location, me.location) / 1000.0))::int END AS distance_km,
+/// The card columns over `p` (the person shown), given the viewer's location and intentions as
+/// SQL expressions (`me.location`, `me.intentions` from a join, or query parameters).
+pub(crate) fn card_columns(my_location: &str, my_intentions: &str) -> String {
+    format!(
+        "p.user_id, p.display_name, p.birthdate, p.gender, p.bio_ciphertext, p.intentions,
+       ARRAY(SELECT unnest(p.intentions) INTERSECT SELECT unnest({my_intentions}) ORDER BY 1) AS shared,
+       CASE WHEN p.location IS NULL OR {my_location} IS NULL THEN NULL
+            ELSE GREATEST(1, round(ST_Distance(p.location, {my_location}) / 1000.0))::int END AS distance_km,
        ARRAY(SELECT ph.id FROM photos ph WHERE ph.user_id = p.user_id AND ph.status = 'approved'
-             ORDER BY ph.position) AS photo_ids";
+             ORDER BY ph.position) AS photo_ids"
+    )
+}
 
 fn cards_sql() -> String {
     format!(
-        "SELECT NULL::double precision AS rank, {CARD_COLUMNS}
+        "SELECT NULL::double precision AS rank, {}
          FROM profiles p LEFT JOIN profiles me ON me.user_id = $1
-         WHERE p.user_id = ANY($2)"
+         WHERE p.user_id = ANY($2)",
+        card_columns("me.location", "me.intentions")
     )
 }
 

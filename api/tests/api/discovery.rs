@@ -456,3 +456,87 @@ async fn newcomers_get_a_first_exposure_bonus() {
     // 5 km farther costs 4 points of proximity; being under 72 hours old is worth 10.
     assert_eq!(order, vec![newcomer.id, veteran.id]);
 }
+
+#[tokio::test]
+async fn changes_after_my_queue_was_prepared_take_effect_at_the_next_read() {
+    let app = spawn_app().await;
+    let me = app.person_at(PARIS.0, PARIS.1).await;
+    let stays = app.person(json!({"location": km_east(1.0)})).await;
+    let narrows = app.person(json!({"location": km_east(1.0)})).await;
+    let snoozes = app.person(json!({"location": km_east(1.0)})).await;
+    let goes_incognito = app.person(json!({"location": km_east(1.0)})).await;
+    let suspended = app.person(json!({"location": km_east(1.0)})).await;
+    let first: HashSet<Uuid> = everyone(&app, &me).await.into_iter().collect();
+    let all: HashSet<Uuid> = [
+        stays.id,
+        narrows.id,
+        snoozes.id,
+        goes_incognito.id,
+        suspended.id,
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(first, all);
+
+    // Each of these changes one row the candidate's profile mirrors (preferences, settings,
+    // account status); my queue is not rebuilt in between.
+    let resp = app
+        .put_authed(
+            "/v1/me/preferences",
+            &narrows.access,
+            json!({"age_min": 18, "age_max": 99, "max_distance_km": 50, "genders": ["woman"]}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = app
+        .patch_authed(
+            "/v1/me/settings",
+            &snoozes.access,
+            json!({"snoozed_until": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = app
+        .patch_authed(
+            "/v1/me/settings",
+            &goes_incognito.access,
+            json!({"incognito": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    app.sql(&format!(
+        "UPDATE users SET status = 'suspended', suspended_until = now() + interval '1 day' WHERE id = '{}'",
+        suspended.id
+    ))
+    .await;
+
+    assert_eq!(everyone(&app, &me).await, vec![stays.id]);
+    let generation: i32 = app
+        .sql_value(&format!(
+            "SELECT generation FROM discovery_state WHERE user_id = '{}'",
+            me.id
+        ))
+        .await
+        .expect("row");
+    assert_eq!(generation, 1, "the same queue was read again");
+
+    // And back: the suspension ends, the snooze is lifted.
+    app.sql(&format!(
+        "UPDATE users SET suspended_until = now() - interval '1 second' WHERE id = '{}'",
+        suspended.id
+    ))
+    .await;
+    let resp = app
+        .patch_authed(
+            "/v1/me/settings",
+            &snoozes.access,
+            json!({"snoozed_until": null}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let last: HashSet<Uuid> = everyone(&app, &me).await.into_iter().collect();
+    assert_eq!(
+        last,
+        [stays.id, snoozes.id, suspended.id].into_iter().collect()
+    );
+}
