@@ -4,7 +4,11 @@
 -- order, each re-checked on its profile row — which mirrors the candidate's preferences, status
 -- and settings — stopping at the 20th survivor; the same row gives the card). The API runs the same
 -- statements (two round trips, three when someone liked the person since the preparation).
+-- Pages 1-3 like the API's request mix (wrk replays each person's first three pages): page
+-- 1 + depth starts after rank base + 20 x depth (ranks of a generation are consecutive from its
+-- base, generation x 10,000,000; the API's cursor is the rank of the last card it showed).
 \set i random(1, :nusers)
+\set depth random(0, 2)
 SELECT p.user_id, p.latitude, p.longitude, p.gender, p.birthdate, p.intentions, pr.age_min, pr.age_max,
        pr.max_distance_km, pr.genders, d.generation, d.prepared_at, d.last_rank, d.exhausted,
        COALESCE(EXISTS (SELECT 1 FROM swipes l WHERE l.target_id = p.user_id AND l.action = 'like'
@@ -38,7 +42,7 @@ SELECT q.rank, p.user_id, p.display_name, p.birthdate, p.gender, p.bio_ciphertex
             ELSE GREATEST(1, round(ST_Distance(p.location, m.location) / 1000.0))::int END AS distance_km,
        ARRAY(SELECT ph.id FROM photos ph WHERE ph.user_id = p.user_id AND ph.status = 'approved' ORDER BY ph.position) AS photo_ids
   FROM m, (SELECT rank, candidate_id FROM discovery_queue
-            WHERE user_id = (SELECT id FROM m) AND rank > 0 ORDER BY rank LIMIT 60) q CROSS JOIN LATERAL (
+            WHERE user_id = (SELECT id FROM m) AND rank > :generation * 10000000.0 + 20 * :depth ORDER BY rank LIMIT 60) q CROSS JOIN LATERAL (
   SELECT c.user_id, c.display_name, c.birthdate, c.gender, c.bio_ciphertext, c.intentions, c.location
     FROM (SELECT * FROM profiles WHERE user_id = q.candidate_id OFFSET 0) c
    WHERE c.location IS NOT NULL AND c.display_name IS NOT NULL AND c.birthdate IS NOT NULL

@@ -134,7 +134,25 @@ pub enum AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
+        if database_unreachable(&err) {
+            tracing::error!(error = %err, "database unreachable");
+            return AppError::Unavailable("a backing service is unavailable; retry shortly");
+        }
         AppError::Internal(anyhow::Error::new(err).context("database"))
+    }
+}
+
+/// PostgreSQL could not be reached, or dropped the connection (the pool hands connections out
+/// without a ping, so a restart surfaces here once per stale connection): a 503, not a 500.
+fn database_unreachable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{sqlx::Error as Sqlx, DbErr, RuntimeErr};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            e,
+            Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
+        ),
+        _ => false,
     }
 }
 

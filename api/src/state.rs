@@ -46,6 +46,12 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseCon
         .connect_timeout(std::time::Duration::from_secs(5))
         .acquire_timeout(std::time::Duration::from_secs(5))
         .sqlx_logging(false)
+        // No ping before handing out a pooled connection: it was a round trip (and a PostgreSQL
+        // wake-up) per statement — a discovery page runs two. A connection PostgreSQL has
+        // dropped fails its next statement instead (that request answers 503 and the pool
+        // replaces the connection); idle connections are recycled after `idle_timeout`.
+        .test_before_acquire(false)
+        .idle_timeout(std::time::Duration::from_secs(300))
         // Our statements are prepared once per connection; the generic plan is right for them
         // (primary-key lookups, index walks), and re-planning the discovery queries on every
         // execution (PostgreSQL's default custom plans) costs more than running them.
