@@ -1,6 +1,6 @@
-//! Probes, metrics, request ids, unknown routes, Swagger UI.
+//! Probes, metrics, request ids, unknown routes, Swagger UI, a database that drops connections.
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, header, spawn_app};
 
@@ -116,4 +116,40 @@ async fn swagger_ui_is_served_from_the_binary_and_points_at_our_spec() {
         spec["components"]["securitySchemes"]["BearerAuth"]["scheme"],
         "bearer"
     );
+}
+
+#[tokio::test]
+async fn connections_the_database_dropped_answer_503_once_then_requests_succeed() {
+    let app = spawn_app().await;
+    let user = app.person(json!({})).await;
+    // Several pooled connections, then PostgreSQL drops every one but the asking one (as a
+    // restart or failover would).
+    let warm = (0..6).map(|_| app.get_authed("/v1/me", &user.access));
+    for resp in futures_util::future::join_all(warm).await {
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    app.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let resp = app.get_authed("/v1/me", &user.access).await;
+        let status = resp.status().as_u16();
+        if status == 503 {
+            assert_problem(resp, 503, "service-unavailable").await;
+        }
+        statuses.push(status);
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "never a 500: {statuses:?}"
+    );
+    assert!(
+        statuses.contains(&503),
+        "a dropped connection was used: {statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&200), "{statuses:?}");
 }
