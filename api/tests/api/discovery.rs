@@ -540,3 +540,40 @@ async fn changes_after_my_queue_was_prepared_take_effect_at_the_next_read() {
         [stays.id, snoozes.id, suspended.id].into_iter().collect()
     );
 }
+
+#[tokio::test]
+async fn the_worker_refreshes_the_queue_tables_statistics_when_they_lag_far_behind() {
+    let app = spawn_app().await;
+    app.sql("ANALYZE discovery_queue").await; // the planner now believes the table is empty
+    assert!(
+        !api::worker::analyze_queue_if_stale(&app.db)
+            .await
+            .expect("check"),
+        "an empty table's statistics are right"
+    );
+    // 1,200 queue entries written behind the planner's back (this connection's counters are
+    // flushed before the statement answers).
+    app.sql(
+        "INSERT INTO users (id, email_hash, email_ciphertext)
+           SELECT gen_random_uuid(), convert_to('x' || g, 'UTF8'), '\\x00'::bytea FROM generate_series(1, 1200) g;
+         INSERT INTO discovery_queue (user_id, rank, candidate_id, score)
+           SELECT (SELECT min(id::text)::uuid FROM users), row_number() OVER (), id, 1 FROM users;
+         SELECT pg_stat_force_next_flush();",
+    )
+    .await;
+
+    assert!(api::worker::analyze_queue_if_stale(&app.db)
+        .await
+        .expect("check"));
+    let planned: f32 = app
+        .sql_value("SELECT reltuples FROM pg_class WHERE relname = 'discovery_queue'")
+        .await
+        .expect("row");
+    assert!(planned >= 1_000.0, "planner rows after ANALYZE: {planned}");
+    assert!(
+        !api::worker::analyze_queue_if_stale(&app.db)
+            .await
+            .expect("check"),
+        "fresh statistics are left alone"
+    );
+}
