@@ -144,16 +144,19 @@ impl From<sea_orm::DbErr> for AppError {
 
 /// PostgreSQL could not be reached, or dropped the connection (the pool hands connections out
 /// without a ping, so a restart surfaces here once per stale connection): a 503, not a 500.
+/// (A connection lost during a `COMMIT` also lands here: the write may have happened, which is
+/// why POSTs take an `Idempotency-Key`.)
 fn database_unreachable(err: &sea_orm::DbErr) -> bool {
     use sea_orm::{sqlx::Error as Sqlx, DbErr, RuntimeErr};
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match e {
             Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
-            // 57P01-03: the server is shutting down or restarting; 08xxx: connection exceptions.
-            Sqlx::Database(db) => db
-                .code()
-                .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+            // 57P01-03: the server is shutting down or restarting; 08xxx: connection exceptions
+            // (but 08P01, a protocol violation, is our bug: a 500).
+            Sqlx::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("57P") || (code.starts_with("08") && code != "08P01")
+            }),
             _ => false,
         },
         _ => false,
@@ -342,7 +345,7 @@ impl<S: ErrorSet> std::fmt::Debug for ApiError<S> {
 impl<S: ErrorSet> From<AppError> for ApiError<S> {
     fn from(err: AppError) -> Self {
         let status = err.status().as_u16();
-        if status != 500 && !S::STATUSES.contains(&status) {
+        if status != 500 && status != 503 && !S::STATUSES.contains(&status) {
             tracing::warn!(
                 status,
                 "an operation answered a status its spec does not list"
@@ -408,8 +411,13 @@ fn describe(status: u16) -> &'static str {
 
 impl<S: ErrorSet> ApiResponse for ApiError<S> {
     fn meta() -> MetaResponses {
+        // Every operation may answer 500 (a bug) and 503 (PostgreSQL or Redis unreachable).
         let mut statuses: Vec<u16> = S::STATUSES.to_vec();
-        statuses.push(500);
+        for status in [500, 503] {
+            if !statuses.contains(&status) {
+                statuses.push(status);
+            }
+        }
         MetaResponses {
             responses: statuses
                 .into_iter()

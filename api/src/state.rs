@@ -46,10 +46,12 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseCon
         .connect_timeout(std::time::Duration::from_secs(5))
         .acquire_timeout(std::time::Duration::from_secs(5))
         .sqlx_logging(false)
-        // No ping before handing out a pooled connection: it was a round trip (and a PostgreSQL
-        // wake-up) per statement — a discovery page runs two. A connection PostgreSQL has
-        // dropped fails its next statement instead (that request answers 503 and the pool
-        // replaces the connection); idle connections are recycled after `idle_timeout`.
+        // No ping before handing out a pooled connection: with sqlx's ping when a connection
+        // goes back to the pool (which cannot be turned off in sqlx 0.8), that was two round
+        // trips (and PostgreSQL wake-ups) per statement — a discovery page runs two statements.
+        // A connection PostgreSQL dropped while idle fails its next statement instead (that
+        // request answers 503 and the pool replaces the connection); idle connections are
+        // recycled after `idle_timeout`.
         .test_before_acquire(false)
         .idle_timeout(std::time::Duration::from_secs(300))
         // Our statements are prepared once per connection; the generic plan is right for them

@@ -44,7 +44,10 @@ pub async fn prepare_round(state: &AppState) -> Result<usize, crate::error::AppE
     let count = people.len();
     stream::iter(people.into_iter().map(Ok::<_, crate::error::AppError>))
         .try_for_each_concurrent(QUEUE_WORKERS, |user| async move {
-            analyze_queue_if_stale(&state.db).await?;
+            // Best effort: without fresh statistics preparations are slower, not wrong.
+            if let Err(error) = analyze_queue_if_stale(&state.db).await {
+                tracing::warn!(%error, "could not refresh discovery_queue's statistics");
+            }
             crate::discovery::service::refresh_queue(state, user)
                 .await
                 .map(|_| ())

@@ -13,7 +13,8 @@
 //!
 //! A profile inserted after those rows pulls them (`BEFORE INSERT`); a change to any of them
 //! pushes the new values (`AFTER INSERT OR UPDATE OR DELETE`, only when a mirrored value
-//! differs). The source tables stay the truth for everything else; `last_active_at` is not
+//! differs). The migration locks the four tables against writes while it copies (about half a
+//! minute for a million profiles; reads go on). The source tables stay the truth for everything else; `last_active_at` is not
 //! mirrored (it changes on every request and only the background preparation scores it).
 use sea_orm_migration::prelude::*;
 
@@ -26,6 +27,11 @@ impl MigrationTrait for Migration {
         crate::run_sql(
             manager,
             r#"
+-- Writers of the four tables wait until the mirror and its triggers are in place (no write can
+-- fall between the copy below and the triggers), and taking every lock first, in one statement,
+-- means no deadlock with a registration (users, then profiles).
+LOCK TABLE users, preferences, settings, profiles IN SHARE ROW EXCLUSIVE MODE;
+
 ALTER TABLE profiles
     ADD COLUMN pref_genders text[],
     ADD COLUMN pref_age_min smallint,
