@@ -7,7 +7,7 @@ use std::{
 };
 
 use migration::MigratorTrait;
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
 use crate::helpers::{drop_database, fresh_database, pg_base, redis_url, spawn_app};
 
@@ -194,4 +194,83 @@ async fn the_worker_sweeps_expired_links_and_old_sessions() {
         .await
         .expect("count");
     assert_eq!(refresh, 0);
+}
+
+#[tokio::test]
+async fn the_discovery_mirror_migration_copies_existing_rows_and_triggers_keep_them_exact() {
+    let name = format!("despacio_mig_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(format!("{}/postgres", pg_base()))
+        .await
+        .expect("admin");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create");
+    let db = Database::connect(format!("{}/{name}", pg_base()))
+        .await
+        .expect("connect");
+    let mirror = |db: DatabaseConnection| async move {
+        db.query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT array_to_string(pref_genders, ',') || '|' || pref_age_min || '|' || pref_age_max || '|'
+                    || pref_max_distance_km || '|' || account_status
+                    || '|' || coalesce(to_char(suspended_until AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '-')
+                    || '|' || coalesce(incognito::text, '-')
+                    || '|' || coalesce(to_char(snoozed_until AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '-')
+             FROM profiles"
+                .to_owned(),
+        ))
+        .await
+        .expect("query")
+        .and_then(|r| r.try_get_by_index::<Option<String>>(0).ok())
+        .flatten()
+    };
+
+    // A person who exists before the mirror (migrations 1–9 only).
+    migration::Migrator::up(&db, Some(9))
+        .await
+        .expect("up to 9");
+    db.execute_unprepared(
+        "INSERT INTO users (id, email_hash, email_ciphertext, status, suspended_until)
+           VALUES ('00000000-0000-0000-0000-00000000000a', '\\x01', '\\x01', 'suspended', '2099-01-01T00:00:00Z');
+         INSERT INTO profiles (user_id, display_name) VALUES ('00000000-0000-0000-0000-00000000000a', 'Ana');
+         INSERT INTO preferences (user_id, age_min, age_max, max_distance_km, genders)
+           VALUES ('00000000-0000-0000-0000-00000000000a', 25, 40, 30, '{woman,man}');
+         INSERT INTO settings (user_id, incognito, snoozed_until)
+           VALUES ('00000000-0000-0000-0000-00000000000a', true, '2098-01-01T00:00:00Z');",
+    )
+    .await
+    .expect("seed");
+    migration::Migrator::up(&db, None).await.expect("up");
+    assert_eq!(
+        mirror(db.clone()).await.as_deref(),
+        Some("woman,man|25|40|30|suspended|2099-01-01|true|2098-01-01")
+    );
+
+    // Later writes to any source row reach the mirror in the same statement.
+    db.execute_unprepared(
+        "UPDATE users SET status = 'active', suspended_until = NULL;
+         UPDATE preferences SET genders = '{non_binary}', max_distance_km = 80;
+         UPDATE settings SET incognito = false, snoozed_until = NULL;",
+    )
+    .await
+    .expect("update");
+    assert_eq!(
+        mirror(db.clone()).await.as_deref(),
+        Some("non_binary|25|40|80|active|-|false|-")
+    );
+    db.execute_unprepared("DELETE FROM settings")
+        .await
+        .expect("delete");
+    assert_eq!(
+        mirror(db.clone()).await.as_deref(),
+        Some("non_binary|25|40|80|active|-|-|-"),
+        "no settings row: no mirrored settings (discovery then leaves the person out)"
+    );
+
+    db.close().await.expect("close");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .expect("drop");
 }
