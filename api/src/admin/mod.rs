@@ -40,7 +40,8 @@ pub enum ModerationAction {
     Warn,
     /// No sign-in and invisible to others until `until`; every session ends.
     Suspend,
-    /// No sign-in ever again, invisible to others; every session ends.
+    /// No sign-in ever again, invisible to others; every session ends, every résonance ends
+    /// (their matches see it removed, the conversations close).
     Ban,
     /// Lifts a suspension or a ban.
     Reinstate,
@@ -292,6 +293,9 @@ pub async fn act(
         )
         .await?;
     }
+    if action == ModerationAction::Ban {
+        crate::resonances::service::end_all_for(state, target, caller.user_id).await?;
+    }
     Ok(entry)
 }
 
@@ -306,7 +310,9 @@ impl AdminApi {
     /// `warn` sends a notice; `suspend` (with `until`) and `ban` hide the person everywhere and
     /// refuse their sign-in (403 `account-suspended` with `until` / `account-banned`);
     /// `reinstate` lifts either; `force_logout` ends every session. `suspend`, `ban` and
-    /// `force_logout` revoke the person's sessions at once (API, chat gateway, event streams).
+    /// `force_logout` revoke the person's sessions at once (API, chat gateway, event streams);
+    /// `ban` also ends the person's résonances (each match gets `resonance.removed`, the chat
+    /// conversations are deleted and closed; a reinstatement does not restore them).
     /// The person receives a `moderation.notice` event with `action`, `reason` and `until`.
     /// Every action is recorded in the audit trail, which this answers with.
     #[oai(

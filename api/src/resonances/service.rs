@@ -324,6 +324,39 @@ pub async fn end_between(
     Ok(Some(ended.id))
 }
 
+/// Ends every active résonance of `user` for a moderation reason (a ban): each match gets
+/// `resonance.removed` (no reason, as for an unmatch), and each conversation is deleted and
+/// closed on the gateways. `by` is the moderator. Returns how many ended. A later reinstatement
+/// does not bring them back.
+pub async fn end_all_for(state: &AppState, user: Uuid, by: Uuid) -> Result<u64, AppError> {
+    #[derive(FromQueryResult)]
+    struct Ended {
+        id: Uuid,
+        user_a: Uuid,
+        user_b: Uuid,
+    }
+    let ended = Ended::find_by_statement(stmt(
+        "UPDATE resonances SET ended_at = now(), ended_by = $2, ended_reason = 'moderation'
+         WHERE (user_a = $1 OR user_b = $1) AND ended_at IS NULL RETURNING id, user_a, user_b",
+        vec![user.into(), by.into()],
+    ))
+    .all(&state.db)
+    .await?;
+    for row in &ended {
+        close_conversation(state, row.id, [row.user_a, row.user_b]).await?;
+        let other = if row.user_a == user {
+            row.user_b
+        } else {
+            row.user_a
+        };
+        state
+            .events
+            .publish(other, "resonance.removed", json!({"resonance_id": row.id}))
+            .await?;
+    }
+    Ok(ended.len() as u64)
+}
+
 /// Records a new conversation's members for the chat gateways (complete history from `0-0`).
 async fn open_conversation(
     state: &AppState,

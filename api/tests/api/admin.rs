@@ -332,3 +332,77 @@ async fn a_banned_person_is_disconnected_from_the_chat_gateway() {
     let mut again = ChatClient::open(&gateway.url, Auth::Header(&eve.access)).await;
     assert_eq!(again.closed().await.0, 4003);
 }
+
+#[tokio::test]
+async fn a_ban_ends_the_persons_resonances_and_their_matches_see_them_go() {
+    let app = spawn_app().await;
+    let moderator = with_role(&app, "moderator").await;
+    let eve = app.person_at(48.85, 2.35).await;
+    let ben = app.person_at(48.86, 2.36).await;
+    let cy = app.person_at(48.86, 2.36).await;
+    app.swipe(&eve, &ben, "like").await;
+    app.swipe(&ben, &eve, "like").await;
+    app.swipe(&cy, &ben, "like").await;
+    app.swipe(&ben, &cy, "like").await;
+    let listed = app.get_json("/v1/resonances", &ben.access).await;
+    assert_eq!(listed["items"].as_array().expect("items").len(), 2);
+    let mut ben_events = Sse::open(&app.address, &ben.access, None).await;
+    let eves = app.get_json("/v1/resonances", &eve.access).await;
+    let eve_ben: uuid::Uuid = eves["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    use fred::prelude::KeysInterface;
+    let meta_before: bool = app
+        .state
+        .redis
+        .exists(app.state.keys.chat_meta(&eve_ben))
+        .await
+        .expect("exists");
+    assert!(meta_before, "the conversation is open for the gateways");
+
+    acted(
+        &app,
+        &moderator,
+        &eve,
+        json!({"action": "ban", "reason": "Scam attempts."}),
+    )
+    .await;
+
+    let removed = ben_events.next_of("resonance.removed").await;
+    let resonance_id = removed.data.expect("data")["data"]["resonance_id"].clone();
+    assert_eq!(resonance_id, eve_ben.to_string());
+    let listed = app.get_json("/v1/resonances", &ben.access).await;
+    let items = listed["items"].as_array().expect("items");
+    assert_eq!(
+        items.len(),
+        1,
+        "only the résonance with Cy is left: {listed}"
+    );
+    assert_ne!(items[0]["id"], resonance_id);
+    let reason: Option<String> = app
+        .sql_value(&format!(
+            "SELECT ended_reason FROM resonances WHERE id = '{}'",
+            resonance_id.as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(reason.as_deref(), Some("moderation"));
+    // The conversation is gone for the chat gateways (metadata deleted, tombstone left; the
+    // résonance's creation had written the metadata).
+    let id = eve_ben;
+    let meta_left: bool = app
+        .state
+        .redis
+        .exists(app.state.keys.chat_meta(&id))
+        .await
+        .expect("exists");
+    assert!(!meta_left);
+    let tombstone: bool = app
+        .state
+        .redis
+        .exists(app.state.keys.chat_closed(&id))
+        .await
+        .expect("exists");
+    assert!(tombstone);
+}
