@@ -31,6 +31,12 @@ async fn notice(events: &mut Sse) -> Value {
         .clone()
 }
 
+/// Whether `key` exists in the test's Redis.
+async fn redis_has(app: &TestApp, key: String) -> bool {
+    use fred::prelude::KeysInterface;
+    app.state.redis.exists(key).await.expect("exists")
+}
+
 async fn act(app: &TestApp, actor: &TestUser, target: &TestUser, body: Value) -> reqwest::Response {
     app.post_authed(
         &format!("/v1/admin/users/{}/actions", target.id),
@@ -353,13 +359,7 @@ async fn a_ban_ends_the_persons_resonances_and_their_matches_see_them_go() {
         .expect("id")
         .parse()
         .expect("uuid");
-    use fred::prelude::KeysInterface;
-    let meta_before: bool = app
-        .state
-        .redis
-        .exists(app.state.keys.chat_meta(&eve_ben))
-        .await
-        .expect("exists");
+    let meta_before = redis_has(&app, app.state.keys.chat_meta(&eve_ben)).await;
     assert!(meta_before, "the conversation is open for the gateways");
 
     acted(
@@ -391,18 +391,8 @@ async fn a_ban_ends_the_persons_resonances_and_their_matches_see_them_go() {
     // The conversation is gone for the chat gateways (metadata deleted, tombstone left; the
     // résonance's creation had written the metadata).
     let id = eve_ben;
-    let meta_left: bool = app
-        .state
-        .redis
-        .exists(app.state.keys.chat_meta(&id))
-        .await
-        .expect("exists");
+    let meta_left = redis_has(&app, app.state.keys.chat_meta(&id)).await;
     assert!(!meta_left);
-    let tombstone: bool = app
-        .state
-        .redis
-        .exists(app.state.keys.chat_closed(&id))
-        .await
-        .expect("exists");
+    let tombstone = redis_has(&app, app.state.keys.chat_closed(&id)).await;
     assert!(tombstone);
 }

@@ -89,8 +89,8 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     drop_database(db);
 }
 
-#[tokio::test]
-async fn migrations_roll_back_and_forward_cleanly() {
+/// A new database with no migration applied (for migration tests), and a connection to it.
+async fn empty_database() -> (String, DatabaseConnection) {
     let name = format!("despacio_mig_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(format!("{}/postgres", pg_base()))
         .await
@@ -102,6 +102,12 @@ async fn migrations_roll_back_and_forward_cleanly() {
     let db = Database::connect(format!("{}/{name}", pg_base()))
         .await
         .expect("connect");
+    (name, db)
+}
+
+#[tokio::test]
+async fn migrations_roll_back_and_forward_cleanly() {
+    let (name, db) = empty_database().await;
 
     migration::Migrator::up(&db, None).await.expect("up");
     let gist: Option<i64> = db
@@ -126,10 +132,7 @@ async fn migrations_roll_back_and_forward_cleanly() {
     migration::Migrator::down(&db, None).await.expect("down");
     migration::Migrator::up(&db, None).await.expect("up again");
     db.close().await.expect("close");
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .expect("drop");
+    drop_database(name);
 }
 
 #[tokio::test]
@@ -198,17 +201,7 @@ async fn the_worker_sweeps_expired_links_and_old_sessions() {
 
 #[tokio::test]
 async fn the_discovery_mirror_migration_copies_existing_rows_and_triggers_keep_them_exact() {
-    let name = format!("despacio_mig_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(format!("{}/postgres", pg_base()))
-        .await
-        .expect("admin");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create");
-    let db = Database::connect(format!("{}/{name}", pg_base()))
-        .await
-        .expect("connect");
+    let (name, db) = empty_database().await;
     let mirror = |db: DatabaseConnection| async move {
         db.query_one(sea_orm::Statement::from_string(
             sea_orm::DatabaseBackend::Postgres,
@@ -269,8 +262,5 @@ async fn the_discovery_mirror_migration_copies_existing_rows_and_triggers_keep_t
     );
 
     db.close().await.expect("close");
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .expect("drop");
+    drop_database(name);
 }
