@@ -97,6 +97,10 @@ enum Command {
     },
 }
 
+/// `CHAT_LOAD_TIMELINE=1`: print when the late messages (> 25 ms) of each step were scheduled.
+static TIMELINE: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var("CHAT_LOAD_TIMELINE").is_ok_and(|v| v == "1"));
+
 /// `storm --jitter-ms`.
 static JITTER_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 
@@ -200,6 +204,14 @@ async fn people(
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The client side's WebSocket settings: tungstenite's default 128 KiB read buffer is zero-filled
+/// on every read, which cost this load generator a third of its CPU; our frames are small. (And
+/// connections are opened with Nagle's algorithm off, as chat clients do: with it, a second frame
+/// sent within a round trip waited for the server's delayed ACK, up to 40 ms.)
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
+}
+
 /// Connects and authenticates; returns once the server is ready for traffic.
 async fn connect(target: Target, base: &str, person: &Person) -> anyhow::Result<Ws> {
     match target {
@@ -209,7 +221,9 @@ async fn connect(target: Target, base: &str, person: &Person) -> anyhow::Result<
                 "authorization",
                 HeaderValue::from_str(&format!("Bearer {}", person.token))?,
             );
-            let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+            let (mut ws, _) =
+                tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true)
+                    .await?;
             loop {
                 match ws.next().await {
                     Some(Ok(Message::Text(t))) if t.contains("\"ready\"") => return Ok(ws),
@@ -225,7 +239,8 @@ async fn connect(target: Target, base: &str, person: &Person) -> anyhow::Result<
                 "{base}/socket.io/?EIO=4&transport=websocket&user={}",
                 person.id
             );
-            let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+            let (mut ws, _) =
+                tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await?;
             ws.send(Message::Text("40".into())).await?;
             loop {
                 match ws.next().await {
@@ -262,6 +277,8 @@ struct Phase {
     /// storm: how each message arrived (0 live before the kill, 1 replayed, 2 live after).
     via: HashMap<u64, Vec<u8>>,
     latencies_us: Vec<u64>,
+    /// (scheduled send time, latency) of messages later than 25 ms (`CHAT_LOAD_TIMELINE=1`).
+    late: Vec<(u64, u64)>,
     ack_us: Vec<u64>,
 }
 
@@ -415,6 +432,9 @@ async fn rate_client(
                         let mut phase = shared.phase.lock().unwrap_or_else(|p| p.into_inner());
                         *phase.received.entry(seq).or_default() += 1;
                         phase.latencies_us.push(now.saturating_sub(at_us));
+                        if *TIMELINE && now.saturating_sub(at_us) > 25_000 {
+                            phase.late.push((at_us, now.saturating_sub(at_us)));
+                        }
                     }
                     Seen::Ping => {
                         let _ = ws.send(Message::Text("3".into())).await;
@@ -567,6 +587,24 @@ async fn rate(
         let mut phase =
             std::mem::take(&mut *shared.phase.lock().unwrap_or_else(|p| p.into_inner()));
         phase.latencies_us.sort_unstable();
+        if *TIMELINE {
+            // Where the late messages were scheduled, by 250 ms window from the phase start.
+            let mut windows: std::collections::BTreeMap<u64, (usize, u64)> = Default::default();
+            for (at, lat) in &phase.late {
+                let w = windows
+                    .entry(at.saturating_sub(phase_origin_us) / 250_000)
+                    .or_default();
+                w.0 += 1;
+                w.1 = w.1.max(*lat);
+            }
+            for (w, (n, worst)) in windows {
+                eprintln!(
+                    "late: t={:.2}s n={n} worst={}ms",
+                    w as f64 / 4.0,
+                    worst / 1000
+                );
+            }
+        }
         phase.ack_us.sort_unstable();
         let lost = phase
             .acked
