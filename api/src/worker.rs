@@ -2,7 +2,8 @@
 //! `WORKER_ADDR`.
 //!
 //! It sweeps what has expired (used or expired magic links, sessions that ended more than 7 days
-//! ago) every minute, and prepares discovery queues in the background: every few seconds it
+//! ago, chat messages past their 24 hours in conversations nobody writes to any more) every
+//! minute, and prepares discovery queues in the background: every few seconds it
 //! takes the most recently active people whose queue is missing or about to expire and rebuilds
 //! them, [`QUEUE_WORKERS`] at a time, refreshing the queue table's planner statistics first
 //! when they are far behind ([`analyze_queue_if_stale`]). Analytics roll-ups join it with their
@@ -30,6 +31,54 @@ pub async fn sweep(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
         .await?
         .rows_affected();
     Ok(links + sessions)
+}
+
+/// Conversations taken per script call by [`trim_expired_messages`].
+pub const TRIM_BATCH: u64 = 100;
+/// Messages trimmed per script call at most (then the call stops taking conversations): Redis is
+/// never held long.
+pub const TRIM_BUDGET: u64 = 1_000;
+/// Script calls per pass at most.
+const TRIM_CALLS: usize = 10_000;
+
+/// Trims the conversations whose oldest stored message is past its 24 hours, written to or not
+/// (see [`entities::chat::trim_due_script`]); returns how many conversation passes it made.
+/// Sends trim as they write; this covers the conversations that went quiet, so nothing about a
+/// message outlives it by more than the minute between two passes.
+pub async fn trim_expired_messages(state: &AppState) -> Result<u64, fred::error::Error> {
+    use fred::interfaces::LuaInterface;
+    let script = entities::chat::trim_due_script();
+    let mut total = 0;
+    for _ in 0..TRIM_CALLS {
+        let (handled, still_due, failed): (u64, u64, u64) = state
+            .redis
+            .eval(
+                script.as_str(),
+                vec![state.keys.chat_trim_due()],
+                vec![
+                    entities::chat::MESSAGE_TTL_MS.to_string(),
+                    state.keys.prefix().to_owned(),
+                    TRIM_BATCH.to_string(),
+                    TRIM_BUDGET.to_string(),
+                ],
+            )
+            .await?;
+        total += handled;
+        if failed > 0 {
+            tracing::error!(
+                conversations = failed,
+                "could not trim some conversations (retried in 10 minutes)"
+            );
+        }
+        if still_due == 0 {
+            return Ok(total);
+        }
+    }
+    tracing::warn!(
+        calls = TRIM_CALLS,
+        "message trim did not catch up in one pass: conversations are still due"
+    );
+    Ok(total)
 }
 
 /// Queues rebuilt concurrently.
@@ -99,15 +148,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let db = state.db.clone();
+    let sweep_state = state.clone();
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
-                _ = tick.tick() => match sweep(&db).await {
-                    Ok(n) => tracing::info!(rows = n, "sweep done"),
-                    Err(e) => tracing::error!(error = %e, "sweep failed"),
-                },
+                _ = tick.tick() => {
+                    match sweep(&sweep_state.db).await {
+                        Ok(n) => tracing::info!(rows = n, "sweep done"),
+                        Err(e) => tracing::error!(error = %e, "sweep failed"),
+                    }
+                    match trim_expired_messages(&sweep_state).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(passes = n, "expired messages trimmed"),
+                        Err(e) => tracing::error!(error = %e, "message trim failed"),
+                    }
+                }
                 _ = stop_rx.changed() => break,
             }
         }

@@ -4,10 +4,13 @@
 //! Per conversation (`keys::RedisKeys::chat_*`):
 //! - `chat:{id}:messages` — a stream: one entry per message (`s` sender, `c` client id, `b` body,
 //!   `t` sent at). Entry ids are the message ids, ordered. Entries older than [`MESSAGE_TTL_MS`]
-//!   are never read, and trimmed by a write at most a minute later; the key expires 24 h (plus a
-//!   margin of at most 4 minutes) after the last message. At most [`MAX_MESSAGES`] are kept.
+//!   are never read, and trimmed by a write at most a minute later, or by `despacio-worker`
+//!   (scheduled in `chat:trim-due` at the oldest entry's expiry) when nobody writes; the key
+//!   expires 24 h (plus a margin of at most 4 minutes) after the last message. At most
+//!   [`MAX_MESSAGES`] are kept.
 //! - `chat:{id}:clients` — `sender:client_id` → `message_id sent_at`, so a retried `send` is
-//!   acknowledged with the first id instead of being stored twice (expires with the stream).
+//!   acknowledged with the first id instead of being stored twice. A record goes when its
+//!   message is trimmed (by age or count), and the hash expires with the stream.
 //! - `chat:{id}:reads` — read marks (expire with the stream).
 //! - `chat:{id}:meta` — the members (`a`, `b`) and how complete the history is: `floor` (no
 //!   message after it was ever lost; `0-0` when the API created the conversation, the restore
@@ -82,76 +85,191 @@ local function cmp(x, y)
 end
 "#;
 
-/// Stores one message and fans it out. KEYS: meta, stream, clients, rate counter, sender's
-/// presence. ARGV: sender, client id, body, sent at, now (ms), ttl (ms), max messages, rate count,
-/// rate period (ms), frame head (the JSON frame up to the message id's opening quote), origin,
-/// key prefix, this gateway instance, "1" when the sender has other local connections,
-/// résonance id. Returns `{nometa}`, `{notmember}`, `{dup, id, sent_at}`, `{rate, ms}` or
-/// `{ok, id, receivers}` where `receivers` counts the gateways holding the recipient.
-pub const SEND: &str = r#"
-local meta = redis.call('HMGET', KEYS[1], 'a', 'b', 'trim_at', 'last')
-local a, b = meta[1], meta[2]
-if not a then return {'nometa'} end
-local sender = ARGV[1]
-local other
-if sender == a then other = b elseif sender == b then other = a else return {'notmember'} end
-local ckey = sender .. ':' .. ARGV[2]
-local seen = redis.call('HGET', KEYS[3], ckey)
-if seen then
-  local sp = string.find(seen, ' ', 1, true)
-  return {'dup', string.sub(seen, 1, sp - 1), string.sub(seen, sp + 1)}
-end
-local count = redis.call('INCR', KEYS[4])
-if count == 1 then redis.call('PEXPIRE', KEYS[4], ARGV[9]) end
-if count > tonumber(ARGV[8]) then
-  local left = redis.call('PTTL', KEYS[4])
-  if left < 0 then redis.call('PEXPIRE', KEYS[4], ARGV[9]); left = tonumber(ARGV[9]) end
-  return {'rate', tostring(left)}
-end
-local now = tonumber(ARGV[5])
-local ttl = tonumber(ARGV[6])
--- Age trimming is checked at most once a minute per conversation (entries past 24 h are never
--- read anyway: readers start at now - 24 h).
-local due = not meta[3] or tonumber(meta[3]) <= now
-if due then
-  local minid = string.format('%d', now - ttl) .. '-0'
-  local old = redis.call('XREVRANGE', KEYS[2], '(' .. minid, '-', 'COUNT', 1)
-  if #old > 0 then
-    redis.call('HSET', KEYS[1], 'trimmed', old[1][1])
-    redis.call('XTRIM', KEYS[2], 'MINID', minid)
+/// Stores a batch of messages and fans each out, in order; every message is handled as if it were
+/// alone (a batch only shares one script call: one round trip and one script set-up for all).
+///
+/// ARGV: now (ms), ttl (ms), max messages, rate count, rate period (ms), key prefix, this
+/// gateway instance, then [`SEND_ARGS`] per message: sender, client id, body, sent at, frame head
+/// (the JSON frame up to the message id's opening quote), origin, "1" when the sender has other
+/// local connections, résonance id. KEYS, [`SEND_KEYS`] per message: meta, stream, clients, rate
+/// counter, sender's presence. Returns three values per message: `nometa`, `notmember`,
+/// `dup id sent_at`, `rate ms`, `err message` (that message failed; the others are unaffected)
+/// or `ok id receivers` (`receivers` counts the gateways holding the recipient), padded with
+/// empty strings.
+const SEND_BODY: &str = r#"
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local maxlen = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
+local period = ARGV[5]
+local prefix = ARGV[6]
+local instance = ARGV[7]
+local function send(k, a)
+  local meta = redis.call('HMGET', KEYS[k], 'a', 'b', 'trim_at', 'last')
+  local ma, mb = meta[1], meta[2]
+  if not ma then return 'nometa', '', '' end
+  local sender = ARGV[a]
+  local other
+  if sender == ma then other = mb elseif sender == mb then other = ma else return 'notmember', '', '' end
+  local ckey = sender .. ':' .. ARGV[a + 1]
+  local seen = redis.call('HGET', KEYS[k + 2], ckey)
+  if seen then
+    local sp = string.find(seen, ' ', 1, true)
+    return 'dup', string.sub(seen, 1, sp - 1), string.sub(seen, sp + 1)
   end
-  redis.call('HSET', KEYS[1], 'trim_at', string.format('%d', now + 60000))
-end
-local len = redis.call('XLEN', KEYS[2])
--- The stream expired (or was lost) while holding messages: they are gone for good, and a resume
--- from before them must say so even once the stream exists again.
-if len == 0 and meta[4] then redis.call('HSET', KEYS[1], 'trimmed', meta[4]) end
-local maxlen = tonumber(ARGV[7])
-if len >= maxlen then
-  local cut = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', len - maxlen + 1)
-  redis.call('HSET', KEYS[1], 'trimmed', cut[#cut][1])
-  redis.call('XTRIM', KEYS[2], 'MAXLEN', maxlen - 1)
-end
-local id = redis.call('XADD', KEYS[2], '*', 's', sender, 'c', ARGV[2], 'b', ARGV[3], 't', ARGV[4])
-redis.call('HSET', KEYS[3], ckey, id .. ' ' .. ARGV[4])
-redis.call('HSET', KEYS[1], 'last', id)
--- Key lifetimes are refreshed when the stream starts and with the minute's trim check, with a
--- margin, so the keys always outlive the last message by 24 h.
-if due or len == 0 then
-  redis.call('PEXPIRE', KEYS[2], ttl + 180000)
-  redis.call('PEXPIRE', KEYS[3], ttl + 180000)
-end
-local payload = ARGV[11] .. '\t' .. ARGV[15] .. '\t' .. id .. '\t' .. ARGV[10] .. id .. '"}'
-local receivers = redis.call('PUBLISH', ARGV[12] .. 'chat:user:' .. other, payload)
-local mine = ARGV[14] == '1'
-if not mine then
-  for _, inst in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], now, '+inf')) do
-    if inst ~= ARGV[13] then mine = true; break end
+  local count = redis.call('INCR', KEYS[k + 3])
+  if count == 1 then redis.call('PEXPIRE', KEYS[k + 3], period) end
+  if count > limit then
+    local left = redis.call('PTTL', KEYS[k + 3])
+    if left < 0 then redis.call('PEXPIRE', KEYS[k + 3], period); left = tonumber(period) end
+    return 'rate', tostring(left), ''
   end
+  -- Age trimming is checked at most once a minute per conversation (entries past 24 h are never
+  -- read anyway: readers start at now - 24 h).
+  local due = not meta[3] or tonumber(meta[3]) <= now
+  if due and trim_age(KEYS[k], KEYS[k + 1], KEYS[k + 2], now, ttl) then
+    redis.call('HSET', KEYS[k], 'trim_at', string.format('%d', now + 60000))
+  end
+  local len = redis.call('XLEN', KEYS[k + 1])
+  -- The stream expired (or was lost) while holding messages: they are gone for good, and a
+  -- resume from before them must say so even once the stream exists again.
+  if len == 0 and meta[4] then redis.call('HSET', KEYS[k], 'trimmed', meta[4]) end
+  if len >= maxlen then
+    local cut = redis.call('XRANGE', KEYS[k + 1], '-', '+', 'COUNT', len - maxlen + 1)
+    redis.call('HSET', KEYS[k], 'trimmed', cut[#cut][1])
+    forget(KEYS[k + 2], cut)
+    redis.call('XTRIM', KEYS[k + 1], 'MAXLEN', maxlen - 1)
+  end
+  local id = redis.call('XADD', KEYS[k + 1], '*', 's', sender, 'c', ARGV[a + 1], 'b', ARGV[a + 2], 't', ARGV[a + 3])
+  redis.call('HSET', KEYS[k + 2], ckey, id .. ' ' .. ARGV[a + 3])
+  redis.call('HSET', KEYS[k], 'last', id)
+  -- Key lifetimes are refreshed when the stream starts and with the minute's trim check, with a
+  -- margin, so the keys always outlive the last message by 24 h.
+  if due or len == 0 then
+    redis.call('PEXPIRE', KEYS[k + 1], ttl + 180000)
+    redis.call('PEXPIRE', KEYS[k + 2], ttl + 180000)
+    -- When the oldest stored message expires, even if nobody writes again (the worker trims).
+    local first = redis.call('XRANGE', KEYS[k + 1], '-', '+', 'COUNT', 1)
+    local oldest = tonumber(string.match(first[1][1], '^(%d+)-'))
+    redis.call('ZADD', prefix .. 'chat:trim-due', oldest + ttl, ARGV[a + 7])
+  end
+  local payload = ARGV[a + 5] .. '\t' .. ARGV[a + 7] .. '\t' .. id .. '\t' .. ARGV[a + 4] .. id .. '"}'
+  local receivers = redis.call('PUBLISH', prefix .. 'chat:user:' .. other, payload)
+  -- The sender's other devices: local ones get it from this gateway's own channel; on other
+  -- gateways, when the presence set names another live instance (the usual single entry is
+  -- this gateway's, checked cheaply before reading the set).
+  local mine = ARGV[a + 6] == '1'
+  local held = 0
+  if not mine then held = redis.call('ZCARD', KEYS[k + 4]) end
+  if held > 1 or (held == 1 and not redis.call('ZSCORE', KEYS[k + 4], instance)) then
+    for _, inst in ipairs(redis.call('ZRANGEBYSCORE', KEYS[k + 4], now, '+inf')) do
+      if inst ~= instance then mine = true; break end
+    end
+  end
+  if mine then redis.call('PUBLISH', prefix .. 'chat:user:' .. sender, payload) end
+  return 'ok', id, tostring(receivers)
 end
-if mine then redis.call('PUBLISH', ARGV[12] .. 'chat:user:' .. sender, payload) end
-return {'ok', id, tostring(receivers)}
+local out = {}
+local n = #KEYS / 5
+for i = 0, n - 1 do
+  -- One message's error (a key of the wrong type, say) is that message's answer alone.
+  local ok, s, x, y = pcall(send, i * 5 + 1, 8 + i * 8)
+  if not ok then
+    s, x, y = 'err', type(s) == 'table' and tostring(s.err) or tostring(s), ''
+  end
+  out[#out + 1] = s
+  out[#out + 1] = x
+  out[#out + 1] = y
+end
+return out
 "#;
+
+/// Shared Lua: trimming by age. `forget` drops the de-duplication records of entries about to be
+/// trimmed (nothing about a message outlives it); `trim_age` trims at most 200 entries older
+/// than 24 h and says whether none is left, and how many it trimmed (a long backlog is cleared
+/// over several calls, never in one long script). `meta` may be `nil` (members lost): the `trimmed` mark is then skipped.
+const TRIM_FNS: &str = r#"
+local function forget(clients, entries)
+  local fields = {}
+  for _, e in ipairs(entries) do
+    local f, s, c = e[2], nil, nil
+    for j = 1, #f, 2 do
+      if f[j] == 's' then s = f[j + 1] elseif f[j] == 'c' then c = f[j + 1] end
+    end
+    if s and c then fields[#fields + 1] = s .. ':' .. c end
+    if #fields >= 500 then redis.call('HDEL', clients, unpack(fields)); fields = {} end
+  end
+  if #fields > 0 then redis.call('HDEL', clients, unpack(fields)) end
+end
+local function trim_age(meta, stream, clients, now, ttl)
+  local minid = string.format('%d', now - ttl) .. '-0'
+  local old = redis.call('XRANGE', stream, '-', '(' .. minid, 'COUNT', 200)
+  if #old > 0 then
+    local newest = old[#old][1]
+    if meta then redis.call('HSET', meta, 'trimmed', newest) end
+    forget(clients, old)
+    local ms, seq = string.match(newest, '^(%d+)-(%d+)$')
+    redis.call('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+  end
+  return #old < 200, #old
+end
+"#;
+
+/// The send script: stores a batch of messages (keys, arguments and answers: `SEND_BODY`).
+pub fn send_script() -> String {
+    format!("{TRIM_FNS}{SEND_BODY}")
+}
+
+/// Trims conversations whose oldest message has expired, written to or not (`despacio-worker`,
+/// every minute). KEYS: the due set ([`crate::keys::RedisKeys::chat_trim_due`]). ARGV: ttl
+/// (ms), key prefix, how many conversations at most, how many entries at most (the call stops
+/// taking conversations once that many were trimmed: never one long script). The time is Redis's
+/// own (stream ids come from its clock). Each due conversation loses up to 200 expired messages
+/// (with their de-duplication records) and is rescheduled at its new oldest message's expiry, or
+/// leaves the set when nothing is left; one that fails (a key of the wrong type, say) is retried
+/// in 10 minutes instead of blocking the others. Returns `{handled, still due, failed}`.
+pub fn trim_due_script() -> String {
+    format!(
+        "{TRIM_FNS}{}",
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl, prefix, budget = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[4])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[3]))
+local handled, failed, trimmed = 0, 0, 0
+local function one(id)
+  local base = prefix .. 'chat:' .. id
+  local meta = base .. ':meta'
+  if redis.call('EXISTS', meta) == 0 then meta = nil end
+  local _, n = trim_age(meta, base .. ':messages', base .. ':clients', now, ttl)
+  local first = redis.call('XRANGE', base .. ':messages', '-', '+', 'COUNT', 1)
+  if #first == 0 then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    redis.call('ZADD', KEYS[1], tonumber(string.match(first[1][1], '^(%d+)-')) + ttl, id)
+  end
+  return n
+end
+for _, id in ipairs(due) do
+  if trimmed >= budget then break end
+  local ok, n = pcall(one, id)
+  handled = handled + 1
+  if ok then
+    trimmed = trimmed + n
+  else
+    failed = failed + 1
+    redis.call('ZADD', KEYS[1], now + 600000, id)
+  end
+end
+return {handled, redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. now), failed}
+"#
+    )
+}
+
+/// Keys per message in [`send_script`].
+pub const SEND_KEYS: usize = 5;
+/// Arguments per message in [`send_script`] (after the shared ones).
+pub const SEND_ARGS: usize = 8;
 
 /// Reads what follows a position. KEYS: meta, stream. ARGV: user, position (`0-0` for none),
 /// count, now (ms), ttl (ms), first ("1" on the first page: compute `recovered`). Returns
@@ -269,11 +387,15 @@ end
 return #KEYS
 "#;
 
-/// Someone's presence. KEYS: presence set, last seen. ARGV: now (ms). Returns `{online, last}`.
+/// The presence of one or more people. KEYS: presence set, last seen, for each person. ARGV: now
+/// (ms). Returns `{online, last}` for each person, in order (`online` counts live gateways).
 pub const PRESENCE_GET: &str = r#"
-local online = redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf')
-local last = redis.call('GET', KEYS[2]) or ''
-return {tostring(online), last}
+local out = {}
+for i = 1, #KEYS, 2 do
+  out[#out + 1] = tostring(redis.call('ZCOUNT', KEYS[i], ARGV[1], '+inf'))
+  out[#out + 1] = redis.call('GET', KEYS[i + 1]) or ''
+end
+return out
 "#;
 
 #[cfg(test)]

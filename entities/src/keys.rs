@@ -90,6 +90,12 @@ impl RedisKeys {
         format!("{}chat:{resonance_id}:absent", self.prefix)
     }
 
+    /// Sorted set: conversation id → when its oldest stored message expires (ms), so idle
+    /// conversations are trimmed too (`despacio-worker`).
+    pub fn chat_trim_due(&self) -> String {
+        format!("{}chat:trim-due", self.prefix)
+    }
+
     /// Everything about chat that is not a conversation's own key starts with this.
     pub fn chat_prefix(&self) -> String {
         format!("{}chat:", self.prefix)

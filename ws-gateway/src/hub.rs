@@ -203,9 +203,27 @@ impl Hub {
         lock(&self.users).values().flatten().cloned().collect()
     }
 
+    /// The connections that `which` selects (a heartbeat slice).
+    pub fn connections_where(&self, which: impl Fn(&Conn) -> bool) -> Vec<Arc<Conn>> {
+        lock(&self.users)
+            .values()
+            .flatten()
+            .filter(|c| which(c))
+            .cloned()
+            .collect()
+    }
+
     /// The people held here.
     pub fn people(&self) -> Vec<Uuid> {
-        lock(&self.users).keys().copied().collect()
+        self.people_where(|_| true)
+    }
+
+    fn people_where(&self, which: impl Fn(&Uuid) -> bool) -> Vec<Uuid> {
+        lock(&self.users)
+            .keys()
+            .filter(|p| which(p))
+            .copied()
+            .collect()
     }
 
     /// Other local connections of `user`?
@@ -514,9 +532,9 @@ impl Hub {
         Ok(())
     }
 
-    /// Refreshes the presence of everyone held here (the heartbeat).
-    pub async fn refresh_presence(&self) -> anyhow::Result<()> {
-        let people = self.people();
+    /// Refreshes the presence of the people held here that `which` selects (the heartbeat).
+    pub async fn refresh_presence(&self, which: impl Fn(&Uuid) -> bool) -> anyhow::Result<()> {
+        let people = self.people_where(which);
         let expiry = chrono::Utc::now().timestamp_millis() + self.presence_ttl_ms as i64;
         for chunk in people.chunks(500) {
             let keys: Vec<String> = chunk
@@ -545,21 +563,25 @@ impl Hub {
         lock(&self.told).insert(partner, online);
     }
 
-    /// The heartbeat's presence sweep: for every person watched here, compares what Redis says
-    /// (entries expire 60 s after their gateway's last heartbeat) with what watchers were last
-    /// told, and pushes the difference — so people held by a crashed gateway go offline.
-    pub async fn sweep_presence(&self) -> anyhow::Result<()> {
-        let watched: Vec<Uuid> = lock(&self.watchers).keys().copied().collect();
+    /// The heartbeat's presence sweep: for every person watched here that `which` selects,
+    /// compares what Redis says (entries expire 60 s after their gateway's last heartbeat) with
+    /// what watchers were last told, and pushes the difference — so people held by a crashed
+    /// gateway go offline. One Redis call per 250 people.
+    pub async fn sweep_presence(&self, which: impl Fn(&Uuid) -> bool) -> anyhow::Result<()> {
+        let watched: HashSet<Uuid> = lock(&self.watchers).keys().copied().collect();
         {
             let mut told = lock(&self.told);
             told.retain(|p, _| watched.contains(p));
         }
-        for partner in watched {
-            let (online, last_seen) = self.store.presence(partner).await?;
-            let before = lock(&self.told).get(&partner).copied();
-            if before != Some(online) {
-                let frame = protocol::presence(partner, online, last_seen.as_deref());
-                self.deliver_presence(partner, &frame);
+        let partners: Vec<Uuid> = watched.into_iter().filter(|p| which(p)).collect();
+        for chunk in partners.chunks(250) {
+            let presences = self.store.presences(chunk).await?;
+            for (partner, (online, last_seen)) in chunk.iter().zip(presences) {
+                let before = lock(&self.told).get(partner).copied();
+                if before != Some(online) {
+                    let frame = protocol::presence(*partner, online, last_seen.as_deref());
+                    self.deliver_presence(*partner, &frame);
+                }
             }
         }
         Ok(())

@@ -15,6 +15,8 @@ pub struct Metrics {
     pub fanout_seconds: Histogram,
     /// Seconds from a `send` frame's arrival to its `ack`.
     pub ack_seconds: Histogram,
+    /// Messages carried by each call of the send script (group commit).
+    pub send_batch_messages: Histogram,
 }
 
 impl Metrics {
@@ -60,6 +62,14 @@ impl Metrics {
                 HistogramOpts::new("ack_seconds", "From a send frame to its ack (stored)")
                     .buckets(buckets),
             )?,
+            send_batch_messages: Histogram::with_opts(
+                HistogramOpts::new(
+                    "send_batch_messages",
+                    "Messages stored by one call of the send script (sends queued while earlier \
+                     calls were in flight go together)",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            )?,
             registry,
         };
         let r = &metrics.registry;
@@ -72,6 +82,7 @@ impl Metrics {
         r.register(Box::new(metrics.slow_consumers.clone()))?;
         r.register(Box::new(metrics.fanout_seconds.clone()))?;
         r.register(Box::new(metrics.ack_seconds.clone()))?;
+        r.register(Box::new(metrics.send_batch_messages.clone()))?;
         Ok(metrics)
     }
 }

@@ -174,6 +174,7 @@ impl Gateway {
             entities::keys::RedisKeys::new(settings.redis_prefix.clone()),
             instance,
             settings.messages_limit,
+            metrics.send_batch_messages.clone(),
         );
         let hub = Hub::start(
             store,
@@ -290,16 +291,23 @@ async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// The heartbeat is spread over its interval in this many slices: pinging 10,000 connections
+/// at once stalled every message for tens of milliseconds (bench/RESULTS.md).
+const HEARTBEAT_SLICES: u64 = 25;
+
 /// One task for every connection's heartbeat: a ping every interval, a close after three
-/// silent intervals, and the presence refresh.
+/// silent intervals, and the presence refresh and sweep. Each tick handles one slice of the
+/// connections and people, so every one of them is visited once per interval, evenly spread.
 async fn heartbeats(hub: Arc<Hub>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(every / HEARTBEAT_SLICES as u32);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    loop {
+    let limit = every.as_millis() as u64 * 3;
+    for round in 0u64.. {
         tick.tick().await;
+        let slice = round % HEARTBEAT_SLICES;
         let now = hub.now_ms();
-        let limit = every.as_millis() as u64 * 3;
-        for conn in hub.all() {
+        for conn in hub.connections_where(|c| c.id % HEARTBEAT_SLICES == slice) {
             let heard = conn.last_heard.load(std::sync::atomic::Ordering::Relaxed);
             if now.saturating_sub(heard) > limit {
                 conn.close(1008, "no heartbeat: answer pings");
@@ -307,10 +315,13 @@ async fn heartbeats(hub: Arc<Hub>, every: Duration) {
                 conn.push(Out::Ping);
             }
         }
-        if let Err(e) = hub.refresh_presence().await {
+        let mine = |person: &uuid::Uuid| {
+            person.as_u128() % u128::from(HEARTBEAT_SLICES) == u128::from(slice)
+        };
+        if let Err(e) = hub.refresh_presence(mine).await {
             tracing::warn!(error = %e, "presence refresh failed");
         }
-        if let Err(e) = hub.sweep_presence().await {
+        if let Err(e) = hub.sweep_presence(mine).await {
             tracing::warn!(error = %e, "presence sweep failed");
         }
     }

@@ -1,13 +1,145 @@
 //! The chat store: Redis scripts from [`entities::chat`] (one round trip per operation, atomic),
 //! and the PostgreSQL fallback used only when Redis has lost a conversation's members.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use entities::{chat, keys::RedisKeys};
 use fred::{
     prelude::{KeysInterface, Pool},
     types::scripts::Script,
 };
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
+
+/// At most this many messages go into one call of the send script.
+const MAX_BATCH: usize = 64;
+/// At most this many send-script calls are in flight at once. Fewer calls carrying more messages
+/// cost Redis less (one per message: ≈ 13.5 µs of script time alone; batches of three: ≈ 7 µs
+/// each), but one call at a time makes every message wait for the round trip in flight, which
+/// stretches when the machine is busy. Measured at 18,000–22,000 msg/s (interleaved runs): one
+/// in flight gave batches of 5.3–5.7 and failed p99 ≤ 25 ms at 18,000; two gave batches of 3.1–3.2
+/// and held it; four gave 2.6–2.7, more Redis CPU, and failed.
+const IN_FLIGHT: usize = 2;
+
+/// How long a message may wait for the send script (queue included), and a call may take, before
+/// it is answered `unavailable`.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a send-script call answers for one message: status and two values.
+type SendAnswer = anyhow::Result<[String; 3]>;
+
+struct SendJob {
+    keys: [String; chat::SEND_KEYS],
+    args: [String; chat::SEND_ARGS],
+    reply: oneshot::Sender<SendAnswer>,
+}
+
+/// Group commit for `send`: whatever was queued while earlier calls were in flight goes to Redis
+/// in one script call (one round trip, one script set-up), each message still handled as if it
+/// were alone. An idle gateway sends each message at once, alone; under load, batches grow by
+/// themselves, with no timer and no added wait.
+struct Batcher {
+    redis: Pool,
+    script: Script,
+    prefix: String,
+    instance: String,
+    limit: (u64, Duration),
+    batch_sizes: prometheus::Histogram,
+}
+
+impl Batcher {
+    fn start(self) -> mpsc::UnboundedSender<SendJob> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(Arc::new(self).run(rx));
+        tx
+    }
+
+    async fn run(self: Arc<Self>, mut jobs: mpsc::UnboundedReceiver<SendJob>) {
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        loop {
+            // Take a slot first: while every slot is busy, messages wait in the queue and the
+            // next call carries them all.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let Some(first) = jobs.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.call(batch).await;
+                drop(slot);
+            });
+        }
+    }
+
+    async fn call(&self, batch: Vec<SendJob>) {
+        self.batch_sizes.observe(batch.len() as f64);
+        let mut keys = Vec::with_capacity(batch.len() * chat::SEND_KEYS);
+        let mut args = Vec::with_capacity(7 + batch.len() * chat::SEND_ARGS);
+        args.extend([
+            now_ms().to_string(),
+            chat::MESSAGE_TTL_MS.to_string(),
+            chat::MAX_MESSAGES.to_string(),
+            self.limit.0.to_string(),
+            self.limit.1.as_millis().to_string(),
+            self.prefix.clone(),
+            self.instance.clone(),
+        ]);
+        let mut replies = Vec::with_capacity(batch.len());
+        for job in batch {
+            keys.extend(job.keys);
+            args.extend(job.args);
+            replies.push(job.reply);
+        }
+        // Bounded: a call that never comes back must not hold its slot (and every later send)
+        // forever.
+        let answer: Result<Vec<String>, String> = match tokio::time::timeout(
+            CALL_TIMEOUT,
+            self.script
+                .evalsha_with_reload(self.redis.next(), keys, args),
+        )
+        .await
+        {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", CALL_TIMEOUT.as_secs())),
+        };
+        match answer {
+            Ok(values) if values.len() == replies.len() * 3 => {
+                let mut values = values.into_iter();
+                for reply in replies {
+                    let (Some(s), Some(x), Some(y)) = (values.next(), values.next(), values.next())
+                    else {
+                        break;
+                    };
+                    let _ = reply.send(Ok([s, x, y]));
+                }
+            }
+            Ok(values) => {
+                let messages = replies.len();
+                for reply in replies {
+                    let _ = reply.send(Err(anyhow::anyhow!(
+                        "the send script answered {} values for {messages} messages",
+                        values.len(),
+                    )));
+                }
+            }
+            // The script may have stored some of these (a script is not rolled back): each
+            // sender retries with its client id and gets the stored id back.
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(anyhow::anyhow!("send script: {e}")));
+                }
+            }
+        }
+    }
+}
 
 /// What happened to a `send`.
 pub enum SendOutcome {
@@ -47,7 +179,7 @@ pub struct Store {
     pub keys: RedisKeys,
     pub instance: String,
     limit: (u64, Duration),
-    send: Script,
+    sends: mpsc::UnboundedSender<SendJob>,
     resume: Script,
     relay: Script,
     restore: Script,
@@ -63,20 +195,30 @@ fn now_ms() -> u64 {
 }
 
 impl Store {
+    /// Starts the send batcher: call within a Tokio runtime.
     pub fn new(
         redis: Pool,
         db: sqlx::PgPool,
         keys: RedisKeys,
         instance: String,
         limit: (u64, Duration),
+        batch_sizes: prometheus::Histogram,
     ) -> Self {
+        let sends = Batcher::start(Batcher {
+            redis: redis.clone(),
+            script: Script::from_lua(chat::send_script()),
+            prefix: keys.prefix().to_owned(),
+            instance: instance.clone(),
+            limit,
+            batch_sizes,
+        });
         Self {
             redis,
             db,
             keys,
             instance,
             limit,
-            send: Script::from_lua(chat::SEND),
+            sends,
             resume: Script::from_lua(chat::resume_script()),
             relay: Script::from_lua(chat::RELAY),
             restore: Script::from_lua(chat::META_RESTORE),
@@ -138,7 +280,8 @@ impl Store {
         Ok(answer == "ok")
     }
 
-    /// Stores a message (see [`chat::SEND`]).
+    /// Stores a message (see [`chat::send_script`]): queued for the batcher, answered once Redis has
+    /// stored it (or refused it).
     #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
@@ -151,56 +294,54 @@ impl Store {
         sent_at: &str,
         head: &str,
     ) -> anyhow::Result<SendOutcome> {
-        let keys = vec![
-            self.keys.chat_meta(&resonance),
-            self.keys.chat_stream(&resonance),
-            self.keys.chat_clients(&resonance),
-            self.keys
-                .rate_limit("messages_per_minute", &sender.to_string()),
-            self.keys.chat_presence(&sender),
-        ];
         for attempt in 0..2 {
-            let args: Vec<String> = vec![
-                sender.to_string(),
-                client_id.to_owned(),
-                body.to_owned(),
-                sent_at.to_owned(),
-                now_ms().to_string(),
-                chat::MESSAGE_TTL_MS.to_string(),
-                chat::MAX_MESSAGES.to_string(),
-                self.limit.0.to_string(),
-                self.limit.1.as_millis().to_string(),
-                head.to_owned(),
-                origin.to_owned(),
-                self.keys.prefix().to_owned(),
-                self.instance.clone(),
-                if sender_has_other_local { "1" } else { "0" }.to_owned(),
-                resonance.to_string(),
-            ];
-            let answer: Vec<String> = self
-                .send
-                .evalsha_with_reload(self.redis.next(), keys.clone(), args)
-                .await?;
-            match answer.first().map(String::as_str) {
-                Some("ok") if answer.len() == 3 => {
+            let (reply, answer) = oneshot::channel();
+            let job = SendJob {
+                keys: [
+                    self.keys.chat_meta(&resonance),
+                    self.keys.chat_stream(&resonance),
+                    self.keys.chat_clients(&resonance),
+                    self.keys
+                        .rate_limit("messages_per_minute", &sender.to_string()),
+                    self.keys.chat_presence(&sender),
+                ],
+                args: [
+                    sender.to_string(),
+                    client_id.to_owned(),
+                    body.to_owned(),
+                    sent_at.to_owned(),
+                    head.to_owned(),
+                    origin.to_owned(),
+                    if sender_has_other_local { "1" } else { "0" }.to_owned(),
+                    resonance.to_string(),
+                ],
+                reply,
+            };
+            self.sends
+                .send(job)
+                .map_err(|_| anyhow::anyhow!("the send batcher stopped"))?;
+            // Bounded from the moment it is queued: behind a stalled Redis, a message is answered
+            // `unavailable` (the client retries with its client id) rather than waiting on.
+            let [status, x, y] = tokio::time::timeout(CALL_TIMEOUT, answer)
+                .await
+                .map_err(|_| anyhow::anyhow!("not stored within {} s", CALL_TIMEOUT.as_secs()))?
+                .map_err(|_| anyhow::anyhow!("the send batcher dropped a message"))??;
+            match status.as_str() {
+                "ok" => {
                     return Ok(SendOutcome::Stored {
-                        id: answer[1].clone(),
-                        receivers: answer[2].parse().unwrap_or(0),
+                        id: x,
+                        receivers: y.parse().unwrap_or(0),
                     })
                 }
-                Some("dup") if answer.len() == 3 => {
-                    return Ok(SendOutcome::Duplicate {
-                        id: answer[1].clone(),
-                        sent_at: answer[2].clone(),
-                    })
-                }
-                Some("rate") if answer.len() == 2 => {
+                "dup" => return Ok(SendOutcome::Duplicate { id: x, sent_at: y }),
+                "rate" => {
                     return Ok(SendOutcome::RateLimited {
-                        retry_after_ms: answer[1].parse().unwrap_or(1000),
+                        retry_after_ms: x.parse().unwrap_or(1000),
                     })
                 }
-                Some("notmember") => return Ok(SendOutcome::NotMember),
-                Some("nometa") if attempt == 0 => {
+                "notmember" => return Ok(SendOutcome::NotMember),
+                "err" => anyhow::bail!("send script: {x}"),
+                "nometa" if attempt == 0 => {
                     if !self.restore(resonance).await? {
                         return Ok(SendOutcome::NotMember);
                     }
@@ -321,20 +462,33 @@ impl Store {
 
     /// Someone's presence: (online, last seen).
     pub async fn presence(&self, user: Uuid) -> anyhow::Result<(bool, Option<String>)> {
+        let mut all = self.presences(&[user]).await?;
+        all.pop()
+            .ok_or_else(|| anyhow::anyhow!("no answer from the presence script"))
+    }
+
+    /// The presence of several people, in order, in one call.
+    pub async fn presences(&self, users: &[Uuid]) -> anyhow::Result<Vec<(bool, Option<String>)>> {
+        let keys: Vec<String> = users
+            .iter()
+            .flat_map(|u| [self.keys.chat_presence(u), self.keys.chat_last_seen(u)])
+            .collect();
         let answer: Vec<String> = self
             .presence_get
-            .evalsha_with_reload(
-                self.redis.next(),
-                vec![
-                    self.keys.chat_presence(&user),
-                    self.keys.chat_last_seen(&user),
-                ],
-                vec![now_ms().to_string()],
-            )
+            .evalsha_with_reload(self.redis.next(), keys, vec![now_ms().to_string()])
             .await?;
-        let online = answer.first().is_some_and(|n| n != "0");
-        let last = answer.get(1).filter(|l| !l.is_empty()).cloned();
-        Ok((online, last))
+        if answer.len() != users.len() * 2 {
+            anyhow::bail!("the presence script answered {} values", answer.len());
+        }
+        Ok(answer
+            .chunks_exact(2)
+            .map(|pair| {
+                (
+                    pair[0] != "0",
+                    Some(pair[1].clone()).filter(|l| !l.is_empty()),
+                )
+            })
+            .collect())
     }
 
     /// Whether a session was revoked (its access tokens may still be unexpired).

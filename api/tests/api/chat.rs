@@ -3,7 +3,9 @@
 //! `openapi/asyncapi.json`.
 use std::collections::{HashMap, HashSet};
 
-use fred::prelude::{KeysInterface, StreamsInterface};
+use fred::prelude::{
+    HashesInterface, KeysInterface, LuaInterface, SortedSetsInterface, StreamsInterface,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -255,6 +257,240 @@ async fn lost_history_is_never_silent() {
         .await;
     let resumed = later.next_of("resumed", &["message"]).await;
     assert_eq!(resumed["recovered"], false, "{resumed}");
+}
+
+/// Stores `n` messages from `sender` sent 25 hours ago, with their de-duplication records, as
+/// the gateway stores them (client ids `{client}-0`, `{client}-1`, ...); returns when they were
+/// sent and the first id.
+async fn store_expired_messages(
+    app: &crate::helpers::TestApp,
+    resonance: Uuid,
+    sender: &crate::helpers::TestUser,
+    client: &str,
+    n: usize,
+) -> (chrono::DateTime<chrono::Utc>, String) {
+    let keys = &app.state.keys;
+    let (stream, clients) = (keys.chat_stream(&resonance), keys.chat_clients(&resonance));
+    let then = chrono::Utc::now() - chrono::Duration::hours(25);
+    let sent_at = then.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut first = String::new();
+    for i in 0..n {
+        let id = format!("{}-{i}", then.timestamp_millis());
+        let _: String = app
+            .state
+            .redis
+            .xadd(
+                &stream,
+                false,
+                None,
+                id.as_str(),
+                vec![
+                    ("s", sender.id.to_string()),
+                    ("c", format!("{client}-{i}")),
+                    ("b", "yesterday".to_owned()),
+                    ("t", sent_at.clone()),
+                ],
+            )
+            .await
+            .expect("xadd");
+        let _: i64 = app
+            .state
+            .redis
+            .hset(
+                &clients,
+                vec![(
+                    format!("{}:{client}-{i}", sender.id),
+                    format!("{id} {sent_at}"),
+                )],
+            )
+            .await
+            .expect("hset");
+        if i == 0 {
+            first = id;
+        }
+    }
+    (then, first)
+}
+
+#[tokio::test]
+async fn trimmed_messages_take_their_de_duplication_records_with_them() {
+    let app = spawn_app().await;
+    let gateway = app.spawn_gateway(&[]);
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    // 250 messages sent 25 hours ago, with their de-duplication records, as the gateway stores
+    // them.
+    let keys = &app.state.keys;
+    let (stream, clients) = (keys.chat_stream(&resonance), keys.chat_clients(&resonance));
+    let (then, first_old) = store_expired_messages(&app, resonance, &alice, "old", 250).await;
+    let remaining = |app: &crate::helpers::TestApp| {
+        let (redis, clients) = (app.state.redis.clone(), clients.clone());
+        async move {
+            let mut left = 0;
+            for i in 0..250 {
+                let exists: bool = redis
+                    .hexists(&clients, format!("{}:old-{i}", alice.id))
+                    .await
+                    .expect("hexists");
+                left += usize::from(exists);
+            }
+            left
+        }
+    };
+
+    // A send trims at most 200 old messages, with their records; the next send goes on.
+    let mut a = ChatClient::connect(&gateway.url, &alice).await;
+    let fresh = a.say(resonance, "new-1", "today").await;
+    let len: i64 = app.state.redis.xlen(&stream).await.expect("xlen");
+    assert_eq!(len, 51, "200 trimmed, 50 old left, today's added");
+    assert_eq!(remaining(&app).await, 50);
+    // The conversation is scheduled for the worker at its oldest message's expiry (already
+    // past), not at today's.
+    let at: Option<f64> = app
+        .state
+        .redis
+        .zscore(keys.chat_trim_due(), resonance.to_string())
+        .await
+        .expect("zscore");
+    let oldest_expiry = then.timestamp_millis() as f64 + entities::chat::MESSAGE_TTL_MS as f64;
+    assert_eq!(at, Some(oldest_expiry));
+    a.say(resonance, "new-2", "still today").await;
+    let len: i64 = app.state.redis.xlen(&stream).await.expect("xlen");
+    assert_eq!(len, 2, "only today's messages are left");
+    assert_eq!(
+        remaining(&app).await,
+        0,
+        "every trimmed message's record is gone"
+    );
+    let new_record: bool = app
+        .state
+        .redis
+        .hexists(&clients, format!("{}:new-1", alice.id))
+        .await
+        .expect("hexists");
+    assert!(new_record);
+    // So an old client id is a new message now; today's is still de-duplicated.
+    let again = a.say(resonance, "old-0", "yesterday, again").await;
+    assert_eq!(again["duplicate"], false, "{again}");
+    assert_ne!(again["message_id"], first_old.as_str());
+    let retry = a.say(resonance, "new-1", "today").await;
+    assert_eq!(retry["duplicate"], true);
+    assert_eq!(retry["message_id"], fresh["message_id"]);
+}
+
+#[tokio::test]
+async fn the_worker_trims_conversations_nobody_writes_to_any_more() {
+    let app = spawn_app().await;
+    let gateway = app.spawn_gateway(&[]);
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let (carol, dave) = (app.person(json!({})).await, app.person(json!({})).await);
+    let quiet = app.resonance(&alice, &bob).await;
+    let busy = app.resonance(&carol, &dave).await;
+    let keys = &app.state.keys;
+    // A message today: its send schedules the conversation's trim for 24 h later.
+    let mut c = ChatClient::connect(&gateway.url, &carol).await;
+    c.say(busy, "b-1", "today").await;
+    let now = chrono::Utc::now().timestamp_millis() as f64;
+    let at: Option<f64> = app
+        .state
+        .redis
+        .zscore(keys.chat_trim_due(), busy.to_string())
+        .await
+        .expect("zscore");
+    let day = entities::chat::MESSAGE_TTL_MS as f64;
+    let at = at.expect("scheduled");
+    assert!((at - (now + day)).abs() < 60_000.0, "{at} vs {now}");
+
+    // 250 messages sent 25 hours ago in a conversation nobody writes to any more.
+    let (stream, clients) = (keys.chat_stream(&quiet), keys.chat_clients(&quiet));
+    let (then, _) = store_expired_messages(&app, quiet, &alice, "q", 250).await;
+    let _: i64 = app
+        .state
+        .redis
+        .zadd(
+            keys.chat_trim_due(),
+            None,
+            None,
+            false,
+            false,
+            (then.timestamp_millis() as f64 + day, quiet.to_string()),
+        )
+        .await
+        .expect("zadd");
+    // A broken conversation (a key of the wrong type), due first, does not stop the others.
+    let broken = Uuid::new_v4();
+    let _: () = app
+        .state
+        .redis
+        .set(keys.chat_stream(&broken), "not a stream", None, None, false)
+        .await
+        .expect("set");
+    let _: i64 = app
+        .state
+        .redis
+        .zadd(
+            keys.chat_trim_due(),
+            None,
+            None,
+            false,
+            false,
+            (then.timestamp_millis() as f64, broken.to_string()),
+        )
+        .await
+        .expect("zadd");
+
+    let passes = api::worker::trim_expired_messages(&app.state)
+        .await
+        .expect("trim");
+    assert_eq!(
+        passes, 3,
+        "the broken one once, then 200 messages per pass: two passes"
+    );
+    let retry_at: f64 = app
+        .state
+        .redis
+        .zscore::<Option<f64>, _, _>(keys.chat_trim_due(), broken.to_string())
+        .await
+        .expect("zscore")
+        .expect("still scheduled");
+    let now = chrono::Utc::now().timestamp_millis() as f64;
+    assert!(
+        retry_at > now + 500_000.0,
+        "retried in 10 minutes: {retry_at}"
+    );
+    let len: i64 = app.state.redis.xlen(&stream).await.expect("xlen");
+    assert_eq!(len, 0, "every expired message is gone");
+    let records: i64 = app.state.redis.hlen(&clients).await.expect("hlen");
+    assert_eq!(records, 0, "and so are their de-duplication records");
+    let scheduled: Option<f64> = app
+        .state
+        .redis
+        .zscore(keys.chat_trim_due(), quiet.to_string())
+        .await
+        .expect("zscore");
+    assert_eq!(scheduled, None, "nothing left to trim there");
+    // Resuming from before says the history is incomplete.
+    let mut b = ChatClient::connect(&gateway.url, &bob).await;
+    b.send(json!({"type": "resume", "positions": {quiet.to_string(): null}}))
+        .await;
+    let resumed = b.next_of("resumed", &[]).await;
+    assert_eq!(resumed["replayed"], 0);
+    assert_eq!(resumed["recovered"], false, "{resumed}");
+    // Today's conversation is untouched and stays scheduled.
+    let len: i64 = app
+        .state
+        .redis
+        .xlen(keys.chat_stream(&busy))
+        .await
+        .expect("xlen");
+    assert_eq!(len, 1);
+    let still: Option<f64> = app
+        .state
+        .redis
+        .zscore(keys.chat_trim_due(), busy.to_string())
+        .await
+        .expect("zscore");
+    assert_eq!(still, Some(at));
 }
 
 #[tokio::test]
@@ -602,6 +838,206 @@ async fn presence_typing_and_read_receipts_reach_the_other_member() {
     let offline = a.next_of("presence", &[]).await;
     assert_eq!(offline["online"], false);
     assert!(offline["last_seen"].is_string(), "{offline}");
+}
+
+#[tokio::test]
+async fn a_burst_of_sends_is_stored_in_batches_and_each_message_stays_its_own() {
+    let app = spawn_app().await;
+    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
+    let bob = app.person(json!({})).await;
+    let mut b = ChatClient::connect(&g2.url, &bob).await;
+    let mut senders = Vec::new();
+    for _ in 0..6 {
+        let someone = app.person(json!({})).await;
+        let resonance = app.resonance(&someone, &bob).await;
+        let client = ChatClient::connect(&g1.url, &someone).await;
+        senders.push((someone, resonance, client));
+    }
+    // Every sender writes 20 frames without waiting, the fifth one twice (a retry; a connection
+    // reads its next frame after the previous ack, so batches mix the six senders' messages —
+    // messages of one conversation within one call are covered by
+    // `every_message_of_a_send_batch_gets_its_own_answer`): whatever queues up while a call is
+    // in flight goes to Redis together.
+    let clients = |n: usize| (0..n).map(|i| format!("c-{i}")).collect::<Vec<_>>();
+    for (_, resonance, client) in &mut senders {
+        for (i, id) in clients(20).iter().enumerate() {
+            let frame = json!({"type": "send", "resonance_id": resonance, "client_id": id, "body": format!("n°{i}")});
+            client.send(frame.clone()).await;
+            if i == 4 {
+                client.send(frame).await;
+            }
+        }
+    }
+    let mut stored: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for (_, resonance, client) in &mut senders {
+        let mut last: Option<entities::chat::StreamId> = None;
+        for (i, id) in clients(20).iter().enumerate() {
+            let ack = client.next_of("ack", LIVE).await;
+            assert_eq!(ack["client_id"], id.as_str(), "acks come in the order sent");
+            assert_eq!(ack["duplicate"], false, "{ack}");
+            let message_id = ack["message_id"].as_str().expect("id").to_owned();
+            let parsed: entities::chat::StreamId = message_id.parse().expect("stream id");
+            assert!(
+                last.is_none_or(|l| parsed > l),
+                "ids grow within a conversation"
+            );
+            last = Some(parsed);
+            if i == 4 {
+                let again = client.next_of("ack", LIVE).await;
+                assert_eq!(again["duplicate"], true, "{again}");
+                assert_eq!(again["message_id"], message_id.as_str());
+            }
+            stored.entry(*resonance).or_default().push(message_id);
+        }
+    }
+    // The recipient, on the other gateway, gets each stored message once, in order per
+    // conversation.
+    let mut received: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for _ in 0..6 * 20 {
+        let message = b.next_of("message", LIVE).await;
+        let resonance: Uuid = message["resonance_id"]
+            .as_str()
+            .expect("resonance")
+            .parse()
+            .expect("uuid");
+        received
+            .entry(resonance)
+            .or_default()
+            .push(message["message_id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(received, stored);
+    b.send(json!({"type": "ping"})).await;
+    assert_eq!(
+        b.next_of("pong", LIVE).await["type"],
+        "pong",
+        "no duplicate delivered"
+    );
+    // Some calls of the send script carried several messages.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", g1.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    let (calls, messages) = (
+        value("despacio_gateway_send_batch_messages_count"),
+        value("despacio_gateway_send_batch_messages_sum"),
+    );
+    assert_eq!(messages, 126.0, "every send went through the batcher");
+    assert!(calls < messages, "{calls} calls for {messages} messages");
+}
+
+#[tokio::test]
+async fn every_message_of_a_send_batch_gets_its_own_answer() {
+    // The send script itself, with a batch built by hand: what one call must answer for each
+    // message, whatever the others do.
+    let app = spawn_app().await;
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let (carol, dave) = (app.person(json!({})).await, app.person(json!({})).await);
+    let eve = app.person(json!({})).await;
+    let ours = app.resonance(&alice, &bob).await;
+    let broken = app.resonance(&carol, &dave).await;
+    let unknown = Uuid::new_v4();
+    let keys = &app.state.keys;
+    // A key of the wrong type makes that message's commands fail.
+    let _: () = app
+        .state
+        .redis
+        .set(keys.chat_clients(&broken), "not a hash", None, None, false)
+        .await
+        .expect("set");
+    let batch: Vec<(&crate::helpers::TestUser, Uuid, &str)> = vec![
+        (&alice, ours, "c1"),
+        (&alice, ours, "c1"),
+        (&bob, ours, "c2"),
+        (&eve, ours, "c3"),
+        (&carol, broken, "c4"),
+        (&alice, ours, "c5"),
+        (&alice, ours, "c6"),
+        (&alice, ours, "c7"),
+        (&alice, unknown, "c8"),
+    ];
+    let mut script_keys = Vec::new();
+    let mut args = vec![
+        chrono::Utc::now().timestamp_millis().to_string(),
+        entities::chat::MESSAGE_TTL_MS.to_string(),
+        entities::chat::MAX_MESSAGES.to_string(),
+        "3".to_owned(), // three messages per person and minute
+        "60000".to_owned(),
+        keys.prefix().to_owned(),
+        "test-instance".to_owned(),
+    ];
+    for (who, resonance, client) in &batch {
+        script_keys.extend([
+            keys.chat_meta(resonance),
+            keys.chat_stream(resonance),
+            keys.chat_clients(resonance),
+            keys.rate_limit("messages_per_minute", &who.id.to_string()),
+            keys.chat_presence(&who.id),
+        ]);
+        args.extend([
+            who.id.to_string(),
+            (*client).to_owned(),
+            format!("body {client}"),
+            "2026-11-25T10:00:00.000Z".to_owned(),
+            r#"{"type":"message","message_id":""#.to_owned(),
+            "test-origin".to_owned(),
+            "0".to_owned(),
+            resonance.to_string(),
+        ]);
+    }
+    let answer: Vec<String> = app
+        .state
+        .redis
+        .eval(entities::chat::send_script(), script_keys, args)
+        .await
+        .expect("the script answers even when one message fails");
+    let answers: Vec<&[String]> = answer.chunks(3).collect();
+    assert_eq!(answers.len(), batch.len(), "{answer:?}");
+    let status: Vec<&str> = answers.iter().map(|a| a[0].as_str()).collect();
+    assert_eq!(
+        status,
+        [
+            "ok",
+            "dup",
+            "ok",
+            "notmember",
+            "err",
+            "ok",
+            "ok",
+            "rate",
+            "nometa"
+        ],
+        "{answer:?}"
+    );
+    assert_eq!(
+        answers[1][1], answers[0][1],
+        "the retry in the same call gets the first id"
+    );
+    assert!(answers[4][1].contains("WRONGTYPE"), "{:?}", answers[4]);
+    assert!(answers[7][1].parse::<u64>().expect("retry after ms") > 0);
+    // Stored in batch order, ids growing; nothing stored for the refused ones.
+    let ids: Vec<entities::chat::StreamId> = [0, 2, 5, 6]
+        .iter()
+        .map(|&i| answers[i][1].parse().expect("stream id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let len: i64 = app
+        .state
+        .redis
+        .xlen(keys.chat_stream(&ours))
+        .await
+        .expect("xlen");
+    assert_eq!(len, 4);
 }
 
 #[tokio::test]
