@@ -1,12 +1,22 @@
 //! Prometheus metrics, one registry per application instance (so tests do not share counters).
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    in_flight: IntGauge,
+}
+
+/// Counts one request as in flight until it is dropped (answered, or abandoned by its client).
+pub struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Metrics {
@@ -29,13 +39,25 @@ impl Metrics {
             ]),
             &["method", "route", "status"],
         )?;
+        let in_flight = IntGauge::new(
+            "http_requests_in_flight",
+            "HTTP requests received and not answered yet (a scrape counts itself)",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
+            in_flight,
         })
+    }
+
+    /// Marks a request as in flight for as long as the returned guard lives.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {

@@ -124,6 +124,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
         let started = Instant::now();
+        let _in_flight = self.metrics.in_flight();
         let id = request_id(&req);
         let method = req.method().to_string();
         let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path());

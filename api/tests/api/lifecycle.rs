@@ -70,6 +70,30 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     write!(stream, "POST /v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).expect("write");
     stream.write_all(&body[..10]).expect("write");
     stream.flush().expect("flush");
+    // SIGTERM only once the server holds the request (a connection still in the listen backlog
+    // is not in flight): the in-flight gauge counts it and the scrape itself.
+    let in_flight = || {
+        let mut scrape = TcpStream::connect(addr.as_str()).expect("connect");
+        write!(
+            scrape,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut text = String::new();
+        let _ = scrape.read_to_string(&mut text);
+        text.lines()
+            .find_map(|l| l.strip_prefix("despacio_http_requests_in_flight "))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while in_flight() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never took the request"
+        );
+        std::thread::yield_now();
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -43,6 +43,11 @@ async fn metrics_count_requests_by_route_template_and_status() {
         text.contains("despacio_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    // The scrape itself is the one request in flight.
+    assert!(
+        text.contains("\ndespacio_http_requests_in_flight 1\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
