@@ -353,9 +353,13 @@ end
 return 'ok'
 "#;
 
-/// A gateway starts holding someone. KEYS: presence set. ARGV: instance, expiry (ms), now (ms),
-/// presence channel, "online" frame, key ttl (ms). Publishes the frame when they were offline.
+/// A gateway starts holding someone. KEYS: presence set, and (optionally) the connecting
+/// session's revocation key. ARGV: instance, expiry (ms), now (ms), presence channel, "online"
+/// frame, key ttl (ms). Returns -1 and changes nothing when the session is revoked (a revoked
+/// session never shows as online); otherwise how many gateways held them before, and publishes
+/// the frame when that was none.
 pub const PRESENCE_UP: &str = r#"
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
 local before = redis.call('ZCARD', KEYS[1])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])

@@ -24,7 +24,7 @@ use tokio_tungstenite::{
 use uuid::Uuid;
 
 use crate::{
-    hub::{Conn, Hub, Out},
+    hub::{Conn, Hub, Out, Registration},
     protocol::{self, ClientFrame, ErrorCode, ErrorFrame},
     store::{Membership, SendOutcome},
 };
@@ -90,11 +90,16 @@ pub struct Context {
     pub auth_timeout: Duration,
 }
 
+/// Frames fed to a connection are written together once this many bytes wait, or at the next
+/// flush: a replay, or the frames a busy connection's queue holds, go out in one system call.
+const WRITE_BUFFER: usize = 16 * 1024;
+
 fn ws_config() -> WebSocketConfig {
-    // Small buffers: an idle connection costs a few KiB (see bench/RESULTS.md).
+    // Small buffers: an idle connection costs a few KiB (see bench/RESULTS.md). The write
+    // buffer grows only while frames wait for a flush.
     WebSocketConfig::default()
         .read_buffer_size(1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES))
@@ -205,38 +210,25 @@ async fn setup(hub: &Arc<Hub>, ctx: &Context, stream: TcpStream) -> Option<(Ws, 
             return None;
         }
     };
-    match hub.store.session_revoked(claims.sid).await {
-        Ok(false) => {}
-        Ok(true) => {
-            hub.metrics.closes.with_label_values(&["4003"]).inc();
-            close(&mut ws, 4003, "session revoked").await;
-            return None;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "revocation check failed");
-            close(&mut ws, 1011, "store unavailable").await;
-            return None;
-        }
-    }
     if hub.stopping.load(Ordering::Relaxed) {
         close(&mut ws, 1012, "service restart").await;
         return None;
     }
+    // Registration checks the session against revocations (4003) in the same Redis call that
+    // records the presence.
     let conn = match hub.register(claims.sub, claims.sid).await {
-        Ok(conn) => conn,
+        Ok(Registration::Ready(conn)) => conn,
+        Ok(Registration::Revoked) => {
+            hub.metrics.closes.with_label_values(&["4003"]).inc();
+            close(&mut ws, 4003, "session revoked").await;
+            return None;
+        }
         Err(e) => {
             tracing::warn!(error = %e, "registration failed");
             close(&mut ws, 1011, "store unavailable").await;
             return None;
         }
     };
-    // A revocation announced while we registered reached no connection yet: check again.
-    if matches!(hub.store.session_revoked(claims.sid).await, Ok(true)) {
-        hub.unregister(&conn).await;
-        hub.metrics.closes.with_label_values(&["4003"]).inc();
-        close(&mut ws, 4003, "session revoked").await;
-        return None;
-    }
     let (count, _) = hub.store.limit();
     let ready = protocol::ready(claims.sub, claims.sid, ctx.heartbeat.as_secs(), count);
     if write(&mut ws, ready).await {
@@ -705,11 +697,7 @@ impl Session<'_> {
                     continue;
                 }
                 let text = protocol::message(resonance, id, sender, client_id, body, sent_at);
-                if !matches!(
-                    tokio::time::timeout(WRITE_TIMEOUT, self.ws.feed(Message::Text(text.into())))
-                        .await,
-                    Ok(Ok(()))
-                ) {
+                if !self.feed(text).await {
                     return Step::Stop;
                 }
                 self.hub.metrics.messages_out.inc();
@@ -729,15 +717,10 @@ impl Session<'_> {
                 break;
             }
         }
-        if let Step::Stop = self
-            .reply(protocol::resumed(
-                resonance,
-                recovered,
-                replayed,
-                latest.as_deref(),
-            ))
-            .await
-        {
+        // `resumed` leaves at once (with the replay before it); the presence follows once the
+        // partner is watched.
+        let resumed = protocol::resumed(resonance, recovered, replayed, latest.as_deref());
+        if let Step::Stop = self.reply(resumed).await {
             return Step::Stop;
         }
         if let Some(partner) = partner {
@@ -752,6 +735,15 @@ impl Session<'_> {
             }
         }
         Step::Continue
+    }
+
+    /// Queues a frame in the connection's write buffer (written at the next flush, or once the
+    /// buffer holds [`WRITE_BUFFER`] bytes).
+    async fn feed(&mut self, text: String) -> bool {
+        matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, self.ws.feed(Message::Text(text.into()))).await,
+            Ok(Ok(()))
+        )
     }
 
     async fn typing(&mut self, resonance: Uuid) -> Step {

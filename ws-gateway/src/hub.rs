@@ -59,6 +59,10 @@ pub struct Conn {
     /// Milliseconds since start of the last frame received (heartbeat bookkeeping).
     pub last_heard: AtomicU64,
     capacity: usize,
+    /// The people whose presence this connection watches (possibly stale: an entry only says
+    /// where to look when the connection closes, so that closing costs what it watched, not
+    /// what the whole gateway watches).
+    watching: Mutex<Vec<Uuid>>,
 }
 
 impl Conn {
@@ -102,6 +106,9 @@ impl Conn {
 #[derive(Default)]
 struct Subscriptions {
     wanted: HashMap<String, usize>,
+    /// Channels whose count went to or from zero since the last reconciliation: a round looks
+    /// at these only (a storm of connects must not rescan every channel at every round).
+    dirty: HashSet<String>,
     requested: u64,
 }
 
@@ -109,6 +116,13 @@ struct Watch {
     conn: Weak<Conn>,
     conn_id: u64,
     resonance: Uuid,
+}
+
+/// How a registration ended.
+pub enum Registration {
+    Ready(Arc<Conn>),
+    /// The session was revoked: nothing of it is left registered, nobody was told it came online.
+    Revoked,
 }
 
 /// What a gateway process holds.
@@ -237,9 +251,14 @@ impl Hub {
         let mut subs = lock(&self.subs);
         for channel in channels {
             let n = subs.wanted.entry(channel.clone()).or_default();
+            let before = *n;
             *n = n.saturating_add_signed(delta);
-            if *n == 0 {
+            let after = *n;
+            if after == 0 {
                 subs.wanted.remove(channel);
+            }
+            if (before == 0) != (after == 0) {
+                subs.dirty.insert(channel.clone());
             }
         }
         subs.requested += 1;
@@ -260,18 +279,20 @@ impl Hub {
         loop {
             let notified = this.subs_changed.notified();
             let (generation, add, remove) = {
-                let subs = lock(&this.subs);
-                let add: Vec<String> = subs
-                    .wanted
-                    .keys()
-                    .filter(|c| !actual.contains(*c))
-                    .cloned()
-                    .collect();
-                let remove: Vec<String> = actual
-                    .iter()
-                    .filter(|c| !subs.wanted.contains_key(*c))
-                    .cloned()
-                    .collect();
+                let mut subs = lock(&this.subs);
+                let dirty = std::mem::take(&mut subs.dirty);
+                let mut add = Vec::new();
+                let mut remove = Vec::new();
+                for channel in dirty {
+                    match (
+                        subs.wanted.contains_key(&channel),
+                        actual.contains(&channel),
+                    ) {
+                        (true, false) => add.push(channel),
+                        (false, true) => remove.push(channel),
+                        _ => {}
+                    }
+                }
                 (subs.requested, add, remove)
             };
             let mut ok = true;
@@ -280,6 +301,7 @@ impl Hub {
                     Ok(()) => actual.extend(chunk.iter().cloned()),
                     Err(e) => {
                         ok = false;
+                        lock(&this.subs).dirty.extend(chunk.iter().cloned());
                         tracing::warn!(error = %e, "subscribe failed; retrying");
                     }
                 }
@@ -293,6 +315,7 @@ impl Hub {
                     }
                     Err(e) => {
                         ok = false;
+                        lock(&this.subs).dirty.extend(chunk.iter().cloned());
                         tracing::warn!(error = %e, "unsubscribe failed; retrying");
                     }
                 }
@@ -342,13 +365,17 @@ impl Hub {
         false
     }
 
-    /// Registers an authenticated connection; returns once its chat channel is subscribed and
-    /// its presence recorded.
+    /// Registers an authenticated connection; returns once its chat channel is subscribed, its
+    /// session checked against revocations and its presence recorded — one Redis call after the
+    /// subscription (a reconnect storm is thousands of these at once).
+    ///
+    /// The connection is listed before the revocation check, so a revocation announced at any
+    /// moment either reaches it through the revocation channel or is seen by the check.
     pub async fn register(
         self: &Arc<Self>,
         user: Uuid,
         session: Uuid,
-    ) -> anyhow::Result<Arc<Conn>> {
+    ) -> anyhow::Result<Registration> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             id,
@@ -362,6 +389,7 @@ impl Hub {
             wake: Notify::new(),
             last_heard: AtomicU64::new(self.now_ms()),
             capacity: self.queue_frames,
+            watching: Mutex::default(),
         });
         let first = {
             let mut users = lock(&self.users);
@@ -372,47 +400,80 @@ impl Hub {
         self.metrics.connections.inc();
         let generation = self.want(&[self.store.keys.chat_user_channel(&user)], 1);
         self.until_subscribed(generation).await;
-        if first {
-            if let Err(e) = self.presence_up(user).await {
+        let revoked = if first {
+            self.presence_up(user, Some(session)).await
+        } else {
+            // Someone's other device raised their presence already.
+            self.store.session_revoked(session).await
+        };
+        match revoked {
+            Ok(false) => Ok(Registration::Ready(conn)),
+            Ok(true) => {
+                // Presence was left as it was: the revoked session never shows as online.
+                let others = self.forget(&conn).unwrap_or(false);
+                if first && others {
+                    // Another device of theirs registered meanwhile, counting on ours.
+                    if let Err(e) = self.presence_up(user, None).await {
+                        tracing::warn!(error = %e, "presence update failed");
+                    }
+                }
+                Ok(Registration::Revoked)
+            }
+            Err(e) => {
                 // Leave nothing behind: no ghost connection, no subscription.
                 self.unregister(&conn).await;
-                return Err(e);
+                Err(e)
             }
         }
-        Ok(conn)
+    }
+
+    /// Takes a connection out of the registry and its chat channel; `Some(true)` when the
+    /// person still has other connections here, `None` when it was not registered (any more).
+    fn forget(&self, conn: &Arc<Conn>) -> Option<bool> {
+        let left = {
+            let mut users = lock(&self.users);
+            let list = users.get_mut(&conn.user)?;
+            let before = list.len();
+            list.retain(|c| c.id != conn.id);
+            if list.len() == before {
+                return None;
+            }
+            let left = list.len();
+            if left == 0 {
+                users.remove(&conn.user);
+            }
+            left
+        };
+        self.metrics.connections.dec();
+        self.want(&[self.store.keys.chat_user_channel(&conn.user)], -1);
+        Some(left > 0)
     }
 
     /// Forgets a connection (closed for any reason).
     pub async fn unregister(self: &Arc<Self>, conn: &Arc<Conn>) {
-        let last = {
-            let mut users = lock(&self.users);
-            let Some(list) = users.get_mut(&conn.user) else {
-                return;
-            };
-            let before = list.len();
-            list.retain(|c| c.id != conn.id);
-            if list.len() == before {
-                return;
-            }
-            let last = list.is_empty();
-            if last {
-                users.remove(&conn.user);
-            }
-            last
+        let Some(others) = self.forget(conn) else {
+            return;
         };
-        self.metrics.connections.dec();
-        self.want(&[self.store.keys.chat_user_channel(&conn.user)], -1);
+        let last = !others;
+        let mut partners = std::mem::take(&mut *lock(&conn.watching));
+        partners.sort_unstable();
+        partners.dedup();
         let watched: Vec<Uuid> = {
             let mut watchers = lock(&self.watchers);
             let mut gone = Vec::new();
-            watchers.retain(|partner, list| {
+            for partner in partners {
+                let Some(list) = watchers.get_mut(&partner) else {
+                    continue;
+                };
                 let before = list.len();
                 list.retain(|w| w.conn_id != conn.id);
                 for _ in list.len()..before {
-                    gone.push(*partner);
+                    gone.push(partner);
                 }
-                !list.is_empty()
-            });
+                if list.is_empty() {
+                    watchers.remove(&partner);
+                }
+            }
             gone
         };
         let channels: Vec<String> = watched
@@ -449,6 +510,7 @@ impl Hub {
                 resonance,
             });
         }
+        lock(&conn.watching).push(partner);
         let generation = self.want(&[self.store.keys.chat_presence_channel(&partner)], 1);
         self.until_subscribed(generation).await;
         // Closed while we subscribed: undo, so the presence does not outlive the conversation.
@@ -479,17 +541,23 @@ impl Hub {
         locks.entry(user).or_default().clone()
     }
 
-    pub async fn presence_up(&self, user: Uuid) -> anyhow::Result<()> {
+    /// Marks `user` online here; with `session`, only if that session is not revoked (then
+    /// nothing changes and the answer is `true`: revoked).
+    pub async fn presence_up(&self, user: Uuid, session: Option<Uuid>) -> anyhow::Result<bool> {
         let guard = self.presence_lock(user);
         let _held = guard.lock().await;
         let keys = &self.store.keys;
         let now = chrono::Utc::now().timestamp_millis();
-        let _: i64 = self
+        let mut script_keys = vec![keys.chat_presence(&user)];
+        if let Some(session) = session {
+            script_keys.push(keys.revoked_session(&session));
+        }
+        let before: i64 = self
             .store
             .presence_up
             .evalsha_with_reload(
                 self.store.redis().next(),
-                vec![keys.chat_presence(&user)],
+                script_keys,
                 vec![
                     self.store.instance.clone(),
                     (now + self.presence_ttl_ms as i64).to_string(),
@@ -500,7 +568,7 @@ impl Hub {
                 ],
             )
             .await?;
-        Ok(())
+        Ok(before < 0)
     }
 
     pub async fn presence_down(&self, user: Uuid) -> anyhow::Result<()> {

@@ -787,6 +787,38 @@ async fn authentication_failures_and_revocations_close_with_clear_codes() {
 }
 
 #[tokio::test]
+async fn a_revoked_session_that_connects_never_shows_as_online() {
+    let app = spawn_app().await;
+    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut b = ChatClient::connect(&g1.url, &bob).await;
+    b.send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
+        .await;
+    b.next_of("resumed", &[]).await;
+    assert_eq!(b.next_of("presence", &[]).await["online"], false);
+
+    // Alice signs out; her still-unexpired token is refused on the other gateway...
+    let resp = app
+        .delete_authed(
+            &format!("/v1/auth/sessions/{}", alice.session_id),
+            &alice.access,
+        )
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let mut c = ChatClient::open(&g2.url, Auth::Header(&alice.access)).await;
+    assert_eq!(c.closed().await, (4003, "session revoked".to_owned()));
+    // ...and Bob was told nothing about her: the next frame he gets is the message his tablet
+    // sends after the refusal (pub/sub keeps the order, so a presence published during the
+    // refused connection would have come first).
+    let mut tablet = ChatClient::connect(&g2.url, &bob).await;
+    tablet.say(resonance, "t-1", "toujours là ?").await;
+    let next = b.next().await;
+    assert_eq!(next["type"], "message", "{next}");
+    assert_eq!(next["client_id"], "t-1");
+}
+
+#[tokio::test]
 async fn presence_typing_and_read_receipts_reach_the_other_member() {
     let app = spawn_app().await;
     let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
@@ -838,6 +870,32 @@ async fn presence_typing_and_read_receipts_reach_the_other_member() {
     let offline = a.next_of("presence", &[]).await;
     assert_eq!(offline["online"], false);
     assert!(offline["last_seen"].is_string(), "{offline}");
+
+    // Alice leaves too: her gateway stops listening to Bob's presence (nothing else watches it).
+    let channel = app.state.keys.chat_presence_channel(&bob.id);
+    assert_eq!(presence_listeners(&app, &channel).await, 1);
+    drop(a);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while presence_listeners(&app, &channel).await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still subscribed to {channel}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// How many Redis connections subscribe to `channel`.
+async fn presence_listeners(app: &crate::helpers::TestApp, channel: &str) -> i64 {
+    use fred::prelude::PubsubInterface;
+    let answer: Vec<fred::types::Value> = app
+        .state
+        .redis
+        .next()
+        .pubsub_numsub(channel)
+        .await
+        .expect("pubsub numsub");
+    answer.get(1).and_then(|v| v.as_i64()).expect("a count")
 }
 
 #[tokio::test]
