@@ -7,12 +7,12 @@
 #      duplicates, for both servers in the same run;
 #  (d) reconnect storm: SIGKILL a gateway holding 10,000 connections while messages flow;
 #  (e) CPU per process at 8,000 and 12,000 msg/s for both servers.
-# Usage: bench/chat.sh [seconds per rate=10] [rates=1000,2000,5000,8000,10000,12000,14000,16000,18000,20000]
+# Usage: bench/chat.sh [seconds per rate=10] [rates=1000,2000,3000,4000,5000,6000,8000,10000,12000,14000,16000,18000,20000]
 # Needs: Redis (scripts/services.sh), Node.js + npm (for the baseline). Open files: 20,000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
-RATES="${2:-1000,2000,5000,8000,10000,12000,14000,16000,18000,20000}"
+RATES="${2:-1000,2000,3000,4000,5000,6000,8000,10000,12000,14000,16000,18000,20000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/despacio/target}"
 cargo build --release -q -p ws-gateway -p chat-load
 BIN="$CARGO_TARGET_DIR/release"

@@ -127,8 +127,8 @@ async fn write(ws: &mut Ws, text: String) -> bool {
 /// Memory: the setup (handshake, authentication, registration) runs in a boxed future that is
 /// freed once the connection is ready, so what an idle connection keeps is the stream, the
 /// session and a small select state (see bench/RESULTS.md).
-pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream) {
-    let Some((ws, conn)) = Box::pin(setup(&hub, &ctx, stream)).await else {
+pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream, accepted: Instant) {
+    let Some((ws, conn)) = Box::pin(setup(&hub, &ctx, stream, accepted)).await else {
         return;
     };
     let mut session = Session {
@@ -148,7 +148,12 @@ pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream) {
 
 /// Handshake, authentication, registration and `ready`; `None` when the connection ended.
 #[allow(clippy::result_large_err)] // tungstenite's callback signature
-async fn setup(hub: &Arc<Hub>, ctx: &Context, stream: TcpStream) -> Option<(Ws, Arc<Conn>)> {
+async fn setup(
+    hub: &Arc<Hub>,
+    ctx: &Context,
+    stream: TcpStream,
+    accepted: Instant,
+) -> Option<(Ws, Arc<Conn>)> {
     let _ = stream.set_nodelay(true);
     let mut header_token: Option<String> = None;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
@@ -231,6 +236,9 @@ async fn setup(hub: &Arc<Hub>, ctx: &Context, stream: TcpStream) -> Option<(Ws, 
     };
     let (count, _) = hub.store.limit();
     let ready = protocol::ready(claims.sub, claims.sid, ctx.heartbeat.as_secs(), count);
+    hub.metrics
+        .setup_seconds
+        .observe(accepted.elapsed().as_secs_f64());
     if write(&mut ws, ready).await {
         Some((ws, conn))
     } else {
@@ -638,14 +646,14 @@ impl Session<'_> {
             parsed.push((resonance, position));
         }
         for (resonance, position) in parsed {
-            if let Step::Stop = self.resume_one(resonance, position).await {
+            if let Step::Stop = self.resume_one(resonance, position, now).await {
                 return Step::Stop;
             }
         }
         Step::Continue
     }
 
-    async fn resume_one(&mut self, resonance: Uuid, position: StreamId) -> Step {
+    async fn resume_one(&mut self, resonance: Uuid, position: StreamId, asked: Instant) -> Step {
         let first_live = self.seen.get(&resonance).map(|s| s.0);
         let mut after = position.to_string();
         let mut first = true;
@@ -720,6 +728,10 @@ impl Session<'_> {
         // `resumed` leaves at once (with the replay before it); the presence follows once the
         // partner is watched.
         let resumed = protocol::resumed(resonance, recovered, replayed, latest.as_deref());
+        self.hub
+            .metrics
+            .resume_seconds
+            .observe(asked.elapsed().as_secs_f64());
         if let Step::Stop = self.reply(resumed).await {
             return Step::Stop;
         }

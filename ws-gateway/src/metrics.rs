@@ -17,6 +17,10 @@ pub struct Metrics {
     pub ack_seconds: Histogram,
     /// Messages carried by each call of the send script (group commit).
     pub send_batch_messages: Histogram,
+    /// Seconds from a TCP connection's acceptance to its `ready` frame.
+    pub setup_seconds: Histogram,
+    /// Seconds from a `resume` frame's arrival to each of its `resumed` frames.
+    pub resume_seconds: Histogram,
 }
 
 impl Metrics {
@@ -60,7 +64,22 @@ impl Metrics {
             )?,
             ack_seconds: Histogram::with_opts(
                 HistogramOpts::new("ack_seconds", "From a send frame to its ack (stored)")
-                    .buckets(buckets),
+                    .buckets(buckets.clone()),
+            )?,
+            setup_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "setup_seconds",
+                    "From a connection's acceptance to its ready frame (WebSocket handshake, \
+                     authentication, registration)",
+                )
+                .buckets(buckets.clone()),
+            )?,
+            resume_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "resume_seconds",
+                    "From a resume frame to each of its resumed frames (history replayed)",
+                )
+                .buckets(buckets),
             )?,
             send_batch_messages: Histogram::with_opts(
                 HistogramOpts::new(
@@ -83,6 +102,8 @@ impl Metrics {
         r.register(Box::new(metrics.fanout_seconds.clone()))?;
         r.register(Box::new(metrics.ack_seconds.clone()))?;
         r.register(Box::new(metrics.send_batch_messages.clone()))?;
+        r.register(Box::new(metrics.setup_seconds.clone()))?;
+        r.register(Box::new(metrics.resume_seconds.clone()))?;
         Ok(metrics)
     }
 }

@@ -253,9 +253,10 @@ impl Gateway {
                     let hub = self.hub.clone();
                     let ctx = self.ctx.clone();
                     let probe_tx = probe_tx.clone();
+                    let accepted = std::time::Instant::now();
                     let fut = async move {
                         if Box::pin(is_chat(&stream)).await {
-                            conn::serve(hub, ctx, stream).await;
+                            conn::serve(hub, ctx, stream, accepted).await;
                         } else {
                             let _ = probe_tx.send((stream, remote)).await;
                         }

@@ -1114,6 +1114,7 @@ async fn sigterm_closes_connections_with_1012_and_the_other_gateway_takes_over()
         .await;
     let message = b.next_of("message", &[]).await;
     assert_eq!(message["message_id"], sent["message_id"]);
+    b.next_of("resumed", &[]).await;
     // The gateway's metrics count what happened.
     let metrics = app
         .client
@@ -1130,6 +1131,15 @@ async fn sigterm_closes_connections_with_1012_and_the_other_gateway_takes_over()
     );
     assert!(
         metrics.contains("despacio_gateway_messages_out_total 1"),
+        "{metrics}"
+    );
+    // Bob's connection got ready, and his resume was answered.
+    assert!(
+        metrics.contains("despacio_gateway_setup_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("despacio_gateway_resume_seconds_count 1"),
         "{metrics}"
     );
 }

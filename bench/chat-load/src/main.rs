@@ -10,7 +10,10 @@
 //!   and duplicates per phase;
 //! - `storm`: N connections on one gateway, traffic flowing, the gateway SIGKILLed; every client
 //!   reconnects to the other gateway, resumes from its last seen id and re-sends what was not
-//!   acked (same client id); time to resume everyone, resume latency, acked messages missing.
+//!   acked (same client id); time to resume everyone, acked messages missing, and three
+//!   latencies per client: reconnection attempt → `resumed` (`resume_*`), reconnection attempt
+//!   → `ready` (`ready_*`: TCP, handshake, authentication, registration), and `resume` frame →
+//!   `resumed` (`resume_frame_*`: the resume operation itself, history read from Redis).
 //!
 //! DESPACIO conversations and tokens are created directly (Redis metadata and tokens signed with
 //! the development key), so the benchmark measures the gateway, not the API.
@@ -647,7 +650,7 @@ async fn storm_client(
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     shared: Arc<Shared>,
     resumed: Arc<AtomicUsize>,
-    resume_us: Arc<Mutex<Vec<u64>>>,
+    resume_us: Arc<Mutex<Vec<[u64; 3]>>>,
     done_resume: Arc<Mutex<Option<Instant>>>,
     total: usize,
 ) {
@@ -712,6 +715,9 @@ async fn storm_client(
             r#"{{"type":"resume","positions":{{"{}":{position}}}}}"#,
             person.conversation
         );
+        // Three clocks: reconnection attempt → `ready`, `resume` sent → `resumed`, and the whole.
+        let ready_us = began.elapsed().as_micros() as u64;
+        let asked = Instant::now();
         if ws.send(Message::Text(frame.into())).await.is_err() {
             return;
         }
@@ -748,10 +754,11 @@ async fn storm_client(
                 _ => return,
             }
         }
-        resume_us
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(began.elapsed().as_micros() as u64);
+        resume_us.lock().unwrap_or_else(|p| p.into_inner()).push([
+            began.elapsed().as_micros() as u64,
+            ready_us,
+            asked.elapsed().as_micros() as u64,
+        ]);
         if resumed.fetch_add(1, Ordering::SeqCst) + 1 == total {
             *done_resume.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
@@ -863,8 +870,13 @@ async fn storm(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .map(|t| t.duration_since(killed).as_secs_f64());
-    let mut lat = std::mem::take(&mut *resume_us.lock().unwrap_or_else(|p| p.into_inner()));
-    lat.sort_unstable();
+    let clocks = std::mem::take(&mut *resume_us.lock().unwrap_or_else(|p| p.into_inner()));
+    let sorted = |i: usize| {
+        let mut v: Vec<u64> = clocks.iter().map(|c| c[i]).collect();
+        v.sort_unstable();
+        v
+    };
+    let (lat, ready, frame) = (sorted(0), sorted(1), sorted(2));
     let phase = shared.phase.lock().unwrap_or_else(|p| p.into_inner());
     let missing = phase
         .acked
@@ -890,6 +902,10 @@ async fn storm(
             "all_resumed_secs_after_kill": all_resumed_secs,
             "resume_p50_ms": percentile(&lat, 0.5), "resume_p99_ms": percentile(&lat, 0.99),
             "resume_max_ms": percentile(&lat, 1.0),
+            "ready_p50_ms": percentile(&ready, 0.5), "ready_p99_ms": percentile(&ready, 0.99),
+            "resume_frame_p50_ms": percentile(&frame, 0.5),
+            "resume_frame_p99_ms": percentile(&frame, 0.99),
+            "resume_frame_max_ms": percentile(&frame, 1.0),
             "acked": phase.acked.len(), "received": phase.received.len(),
             "acked_missing": missing, "duplicates": duplicates,
         })
