@@ -46,6 +46,8 @@ pub struct Settings {
     pub auth_timeout: Duration,
     /// Frames waiting to be written to one connection before it counts as a slow consumer.
     pub queue_frames: usize,
+    /// Connections verified and registered at the same time (reconnect storms queue beyond).
+    pub admissions: usize,
     /// How long graceful shutdown waits for connections to close.
     pub shutdown_grace: Duration,
 }
@@ -176,13 +178,15 @@ impl Settings {
                 }
             }
         }
-        let queue_frames = match get("CHAT_QUEUE_FRAMES") {
-            None => 256,
+        let count = |name: &'static str, default: usize, max: usize| match get(name) {
+            None => Ok(default),
             Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if (8..=65_536).contains(&n) => n,
-                _ => return Err(bad("CHAT_QUEUE_FRAMES", "a number from 8 to 65536")),
+                Ok(n) if (8..=max).contains(&n) => Ok(n),
+                _ => Err(bad(name, format!("a number from 8 to {max}"))),
             },
         };
+        let queue_frames = count("CHAT_QUEUE_FRAMES", 256, 65_536)?;
+        let admissions = count("CHAT_ADMISSIONS", 256, 65_536)?;
         Ok(Self {
             gateway_addr,
             redis_url,
@@ -196,6 +200,7 @@ impl Settings {
             heartbeat: seconds(&get, "CHAT_HEARTBEAT_S", 25)?,
             auth_timeout: seconds(&get, "CHAT_AUTH_TIMEOUT_S", 10)?,
             queue_frames,
+            admissions,
             shutdown_grace: seconds(&get, "SHUTDOWN_GRACE_S", 10)?,
         })
     }
@@ -250,6 +255,15 @@ mod tests {
         assert_eq!(
             refused(with(&[("CHAT_HEARTBEAT_S", "0")])).var,
             "CHAT_HEARTBEAT_S"
+        );
+        assert_eq!(s.admissions, 256);
+        assert_eq!(
+            refused(with(&[("CHAT_ADMISSIONS", "4")])).var,
+            "CHAT_ADMISSIONS"
+        );
+        assert_eq!(
+            refused(with(&[("CHAT_QUEUE_FRAMES", "lots")])).var,
+            "CHAT_QUEUE_FRAMES"
         );
         let s = with(&[(
             "RATE_LIMITS",

@@ -88,6 +88,11 @@ pub struct Context {
     pub verifier: Verifier,
     pub heartbeat: Duration,
     pub auth_timeout: Duration,
+    /// Admission control: how many connections are verified and registered at the same time.
+    /// In a reconnect storm the others wait here, first come first served, instead of every
+    /// connection of the gateway (and the resumes of those already back) slowing down alike.
+    /// Taken only once the client has sent its token: a slow client cannot hold a place.
+    pub admissions: tokio::sync::Semaphore,
 }
 
 /// Frames fed to a connection are written together once this many bytes wait, or at the next
@@ -206,6 +211,9 @@ async fn setup(
                 return None;
             }
         },
+    };
+    let Ok(_admitted) = ctx.admissions.acquire().await else {
+        return None;
     };
     let claims = match ctx.verifier.verify(&token) {
         Ok(claims) => claims,

@@ -195,6 +195,7 @@ impl Gateway {
                 verifier: Verifier::new(&settings.jwt_public_key, settings.jwt_key_id.clone()),
                 heartbeat: settings.heartbeat,
                 auth_timeout: settings.auth_timeout,
+                admissions: tokio::sync::Semaphore::new(settings.admissions),
             }),
             probes: ProbeState { redis, metrics },
             grace: settings.shutdown_grace,

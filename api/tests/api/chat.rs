@@ -819,6 +819,40 @@ async fn a_revoked_session_that_connects_never_shows_as_online() {
 }
 
 #[tokio::test]
+async fn admission_control_queues_connections_and_slow_clients_hold_no_place() {
+    let app = spawn_app().await;
+    let gateway = app.spawn_gateway(&[("CHAT_ADMISSIONS", "8"), ("CHAT_AUTH_TIMEOUT_S", "30")]);
+    // Ten clients that connect and never send their token: they hold no admission place.
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        silent.push(ChatClient::open(&gateway.url, Auth::None).await);
+    }
+    // Thirty people connecting at once, through 8 places: every one of them gets `ready`, well
+    // before the silent ones' 30 s authentication deadline.
+    let mut people = Vec::new();
+    for _ in 0..30 {
+        people.push(app.person(json!({})).await);
+    }
+    let started = std::time::Instant::now();
+    let connected = futures_util::future::join_all(
+        people
+            .iter()
+            .map(|person| ChatClient::connect(&gateway.url, person)),
+    )
+    .await;
+    assert_eq!(connected.len(), 30);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // The places were given back: one more person still gets in.
+    let late = app.person(json!({})).await;
+    ChatClient::connect(&gateway.url, &late).await;
+    drop(silent);
+}
+
+#[tokio::test]
 async fn presence_typing_and_read_receipts_reach_the_other_member() {
     let app = spawn_app().await;
     let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
