@@ -96,8 +96,10 @@ pub struct Context {
 }
 
 /// Frames fed to a connection are written together once this many bytes wait, or at the next
-/// flush: a replay, or the frames a busy connection's queue holds, go out in one system call.
-const WRITE_BUFFER: usize = 16 * 1024;
+/// flush: a replay, or the frames a busy connection's queue holds, go out in a few system calls.
+/// Small, because tungstenite keeps its output buffer at the largest size it ever reached: a
+/// connection that once replayed a long history keeps about this much (plus its largest frame).
+const WRITE_BUFFER: usize = 2 * 1024;
 
 fn ws_config() -> WebSocketConfig {
     // Small buffers: an idle connection costs a few KiB (see bench/RESULTS.md). The write
@@ -212,10 +214,38 @@ async fn setup(
             }
         },
     };
-    let Ok(_admitted) = ctx.admissions.acquire().await else {
-        return None;
+    let admitted = match ctx.admissions.try_acquire() {
+        Ok(permit) => permit,
+        Err(_) => {
+            hub.metrics.admission_waits.inc();
+            match tokio::time::timeout(ctx.auth_timeout, ctx.admissions.acquire()).await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    hub.metrics.closes.with_label_values(&["1013"]).inc();
+                    close(
+                        &mut ws,
+                        1013,
+                        "try again later: reconnect after a random delay",
+                    )
+                    .await;
+                    return None;
+                }
+            }
+        }
     };
-    let claims = match ctx.verifier.verify(&token) {
+    // The admission place covers the server's own work only (verification and registration),
+    // never a write to the client.
+    let verified = ctx.verifier.verify(&token);
+    let registered = match &verified {
+        Ok(claims) if !hub.stopping.load(Ordering::Relaxed) => {
+            // Registration checks the session against revocations (4003) in the same Redis call
+            // that records the presence.
+            Some(hub.register(claims.sub, claims.sid).await)
+        }
+        _ => None,
+    };
+    drop(admitted);
+    let claims = match verified {
         Ok(claims) => claims,
         Err(reason) => {
             hub.metrics.closes.with_label_values(&["4001"]).inc();
@@ -223,20 +253,18 @@ async fn setup(
             return None;
         }
     };
-    if hub.stopping.load(Ordering::Relaxed) {
-        close(&mut ws, 1012, "service restart").await;
-        return None;
-    }
-    // Registration checks the session against revocations (4003) in the same Redis call that
-    // records the presence.
-    let conn = match hub.register(claims.sub, claims.sid).await {
-        Ok(Registration::Ready(conn)) => conn,
-        Ok(Registration::Revoked) => {
+    let conn = match registered {
+        Some(Ok(Registration::Ready(conn))) => conn,
+        None => {
+            close(&mut ws, 1012, "service restart").await;
+            return None;
+        }
+        Some(Ok(Registration::Revoked)) => {
             hub.metrics.closes.with_label_values(&["4003"]).inc();
             close(&mut ws, 4003, "session revoked").await;
             return None;
         }
-        Err(e) => {
+        Some(Err(e)) => {
             tracing::warn!(error = %e, "registration failed");
             close(&mut ws, 1011, "store unavailable").await;
             return None;

@@ -276,6 +276,8 @@ impl Hub {
     /// Applies the wanted subscriptions, in batches.
     async fn reconcile(this: Arc<Self>) {
         let mut actual: HashSet<String> = HashSet::new();
+        // A channel subscribed whose fence did not come back: fenced again at the next round.
+        let mut unconfirmed: Option<String> = None;
         loop {
             let notified = this.subs_changed.notified();
             let (generation, add, remove) = {
@@ -324,8 +326,11 @@ impl Hub {
             // a connection may only be told it is ready once Redis has really subscribed. We
             // publish a fence to the newest channel and wait to see it come back.
             if ok {
-                if let Some(channel) = add.last() {
-                    ok = this.fence(channel).await;
+                if let Some(channel) = add.last().cloned().or_else(|| unconfirmed.take()) {
+                    ok = this.fence(&channel).await;
+                    if !ok {
+                        unconfirmed = Some(channel);
+                    }
                 }
             }
             if ok {
@@ -411,11 +416,17 @@ impl Hub {
             Ok(true) => {
                 // Presence was left as it was: the revoked session never shows as online.
                 let others = self.forget(&conn).unwrap_or(false);
-                if first && others {
+                let update = if first && others {
                     // Another device of theirs registered meanwhile, counting on ours.
-                    if let Err(e) = self.presence_up(user, None).await {
-                        tracing::warn!(error = %e, "presence update failed");
-                    }
+                    self.presence_up(user, None).await.map(|_| ())
+                } else if !first && !others {
+                    // Their other devices left meanwhile, counting on this one to say so.
+                    self.presence_down(user).await
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = update {
+                    tracing::warn!(error = %e, "presence update failed");
                 }
                 Ok(Registration::Revoked)
             }
@@ -546,6 +557,10 @@ impl Hub {
     pub async fn presence_up(&self, user: Uuid, session: Option<Uuid>) -> anyhow::Result<bool> {
         let guard = self.presence_lock(user);
         let _held = guard.lock().await;
+        // Nobody left here meanwhile (then the "offline" already went out): nothing to raise.
+        if !lock(&self.users).contains_key(&user) {
+            return Ok(false);
+        }
         let keys = &self.store.keys;
         let now = chrono::Utc::now().timestamp_millis();
         let mut script_keys = vec![keys.chat_presence(&user)];

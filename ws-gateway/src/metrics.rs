@@ -19,6 +19,8 @@ pub struct Metrics {
     pub send_batch_messages: Histogram,
     /// Seconds from a TCP connection's acceptance to its `ready` frame.
     pub setup_seconds: Histogram,
+    /// Connections that found every admission place taken and waited (`CHAT_ADMISSIONS`).
+    pub admission_waits: IntCounter,
     /// Seconds from a `resume` frame's arrival to each of its `resumed` frames.
     pub resume_seconds: Histogram,
 }
@@ -66,6 +68,10 @@ impl Metrics {
                 HistogramOpts::new("ack_seconds", "From a send frame to its ack (stored)")
                     .buckets(buckets.clone()),
             )?,
+            admission_waits: IntCounter::new(
+                "admission_waits_total",
+                "Connections that waited for an admission place (CHAT_ADMISSIONS all taken)",
+            )?,
             setup_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "setup_seconds",
@@ -103,6 +109,7 @@ impl Metrics {
         r.register(Box::new(metrics.ack_seconds.clone()))?;
         r.register(Box::new(metrics.send_batch_messages.clone()))?;
         r.register(Box::new(metrics.setup_seconds.clone()))?;
+        r.register(Box::new(metrics.admission_waits.clone()))?;
         r.register(Box::new(metrics.resume_seconds.clone()))?;
         Ok(metrics)
     }
