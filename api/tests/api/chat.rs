@@ -792,10 +792,7 @@ async fn a_revoked_session_that_connects_never_shows_as_online() {
     let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
     let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
     let resonance = app.resonance(&alice, &bob).await;
-    let mut b = ChatClient::connect(&g1.url, &bob).await;
-    b.send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
-        .await;
-    b.next_of("resumed", &[]).await;
+    let mut b = connect_and_resume(&g1.url, &bob, resonance).await;
     assert_eq!(b.next_of("presence", &[]).await["online"], false);
 
     // Alice signs out; her still-unexpired token is refused on the other gateway...
@@ -840,15 +837,7 @@ async fn admission_control_queues_connections_and_slow_clients_hold_no_place() {
             .map(|person| ChatClient::connect(&gateway.url, person)),
     )
     .await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", gateway.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gateway_metrics(&app, &gateway.base).await;
     let waits: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("despacio_gateway_admission_waits_total "))
@@ -867,10 +856,7 @@ async fn presence_typing_and_read_receipts_reach_the_other_member() {
     let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
     let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
     let resonance = app.resonance(&alice, &bob).await;
-    let mut a = ChatClient::connect(&g1.url, &alice).await;
-    a.send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
-        .await;
-    a.next_of("resumed", &[]).await;
+    let mut a = connect_and_resume(&g1.url, &alice, resonance).await;
     let presence = a.next_of("presence", &[]).await;
     assert_eq!(presence["user_id"], bob.id.to_string());
     assert_eq!(presence["online"], false);
@@ -1014,15 +1000,7 @@ async fn a_burst_of_sends_is_stored_in_batches_and_each_message_stays_its_own() 
         "no duplicate delivered"
     );
     // Some calls of the send script carried several messages.
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", g1.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gateway_metrics(&app, &g1.base).await;
     let value = |name: &str| -> f64 {
         metrics
             .lines()
@@ -1159,15 +1137,7 @@ async fn sigterm_closes_connections_with_1012_and_the_other_gateway_takes_over()
     assert_eq!(message["message_id"], sent["message_id"]);
     b.next_of("resumed", &[]).await;
     // The gateway's metrics count what happened.
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", g2.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gateway_metrics(&app, &g2.base).await;
     assert!(
         metrics.contains("despacio_gateway_connections 1"),
         "{metrics}"
@@ -1224,4 +1194,30 @@ async fn people_held_by_a_crashed_gateway_go_offline_for_their_matches() {
     let offline = a.next_of("presence", &[]).await;
     assert_eq!(offline["user_id"], bob.id.to_string());
     assert_eq!(offline["online"], false, "{offline}");
+}
+
+/// The text of a gateway's `/metrics`.
+async fn gateway_metrics(app: &crate::helpers::TestApp, base: &str) -> String {
+    app.client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Connects `user` and resumes `resonance` from the start (the partner's presence follows).
+async fn connect_and_resume(
+    url: &str,
+    user: &crate::helpers::TestUser,
+    resonance: Uuid,
+) -> ChatClient {
+    let mut client = ChatClient::connect(url, user).await;
+    client
+        .send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
+        .await;
+    client.next_of("resumed", &[]).await;
+    client
 }
