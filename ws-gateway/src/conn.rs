@@ -214,24 +214,15 @@ async fn setup(
             }
         },
     };
-    let admitted = match ctx.admissions.try_acquire() {
-        Ok(permit) => permit,
-        Err(_) => {
-            hub.metrics.admission_waits.inc();
-            match tokio::time::timeout(ctx.auth_timeout, ctx.admissions.acquire()).await {
-                Ok(Ok(permit)) => permit,
-                _ => {
-                    hub.metrics.closes.with_label_values(&["1013"]).inc();
-                    close(
-                        &mut ws,
-                        1013,
-                        "try again later: reconnect after a random delay",
-                    )
-                    .await;
-                    return None;
-                }
-            }
-        }
+    let Some(admitted) = admit(hub, ctx).await else {
+        hub.metrics.closes.with_label_values(&["1013"]).inc();
+        close(
+            &mut ws,
+            1013,
+            "try again later: reconnect after a random delay",
+        )
+        .await;
+        return None;
     };
     // The admission place covers the server's own work only (verification and registration),
     // never a write to the client.
@@ -281,6 +272,19 @@ async fn setup(
         hub.unregister(&conn).await;
         None
     }
+}
+
+/// An admission place (see [`Context::admissions`]), or `None` after waiting `auth_timeout` for
+/// one in vain.
+async fn admit<'a>(hub: &Hub, ctx: &'a Context) -> Option<tokio::sync::SemaphorePermit<'a>> {
+    if let Ok(permit) = ctx.admissions.try_acquire() {
+        return Some(permit);
+    }
+    hub.metrics.admission_waits.inc();
+    tokio::time::timeout(ctx.auth_timeout, ctx.admissions.acquire())
+        .await
+        .ok()?
+        .ok()
 }
 
 async fn first_auth_frame(ws: &mut Ws, deadline: Duration) -> Result<String, &'static str> {
