@@ -116,6 +116,13 @@ impl RedisKeys {
         format!("{}chat:lastseen:{user_id}", self.prefix)
     }
 
+    /// Set while an access token whose signature a gateway verified is unexpired: another
+    /// gateway may accept that very token without verifying it again. `digest` is the hex
+    /// SHA-256 of the verifying key and the token (see `ws_gateway::conn::Verifier`).
+    pub fn chat_verified_token(&self, digest: &str) -> String {
+        format!("{}chat:verified:{digest}", self.prefix)
+    }
+
     /// The pub/sub channel announcing a person's presence changes.
     pub fn chat_presence_channel(&self, user_id: &uuid::Uuid) -> String {
         format!("{}chat:presence-changes:{user_id}", self.prefix)

@@ -24,7 +24,7 @@ use tokio_tungstenite::{
 use uuid::Uuid;
 
 use crate::{
-    hub::{Conn, Hub, Out, Registration},
+    hub::{Conn, Hub, Out, Proof, Registration},
     protocol::{self, ClientFrame, ErrorCode, ErrorFrame},
     store::{Membership, SendOutcome},
 };
@@ -40,13 +40,38 @@ pub const RESUMES_PER_MINUTE: usize = 10;
 /// `typing` frames relayed per conversation and connection.
 pub const TYPING_EVERY: Duration = Duration::from_secs(3);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A "verified" mark outlives its token's expiry by the leeway the claims check allows.
+const VERIFIED_MARK_LEEWAY_S: i64 = 5;
 const REPLAY_PAGE: usize = 500;
 
 /// Verifies access tokens with the API's public key (no call to the API).
+///
+/// **Remembered verifications.** The Ed25519 check is the largest single part of a connection's
+/// set-up: ≈ 60–100 µs of CPU, a quarter of a gateway's work per reconnection in a storm
+/// (bench/RESULTS.md). A gateway that verified a token's signature leaves a mark in Redis,
+/// named by the SHA-256 of the verifying key and of the whole token, that lives until the token
+/// expires. A gateway that finds the mark — in the same Redis call that checks the session
+/// against revocations and records the presence, so it costs no round trip — accepts the token
+/// after checking its header and claims (algorithm, key id, expiry, issuer, audience) but not
+/// its signature again. A token changed in any byte has another digest, hence no mark, and is
+/// verified; a new signing key names other marks. Redis is trusted here as it already is for
+/// revocations and conversation membership. When every gateway holding many people dies at
+/// once, the others take them back without one signature check each.
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    /// The same rules without the signature (for a token whose mark exists).
+    claims_only: Validation,
     kid: Option<String>,
+    /// The verifying key (DER), hashed into every mark's name.
+    public_key: Vec<u8>,
+}
+
+/// A token whose header and claims passed, signature not checked yet.
+pub struct Token {
+    pub claims: AccessClaims,
+    /// Hex SHA-256 of the verifying key and the token: the name of its "verified" mark.
+    pub digest: String,
 }
 
 impl Verifier {
@@ -55,16 +80,19 @@ impl Verifier {
         validation.set_issuer(&[entities::auth::ISSUER]);
         validation.set_audience(&[entities::auth::AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = VERIFIED_MARK_LEEWAY_S as u64;
+        let mut claims_only = validation.clone();
+        claims_only.insecure_disable_signature_validation();
         Self {
             key: DecodingKey::from_ed_der(public_key),
             validation,
+            claims_only,
             kid,
+            public_key: public_key.to_vec(),
         }
     }
 
-    /// The claims, or the close reason.
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, &'static str> {
+    fn header(&self, token: &str) -> Result<(), &'static str> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "invalid token")?;
         if header.alg != Algorithm::EdDSA {
             return Err("invalid token");
@@ -74,12 +102,47 @@ impl Verifier {
                 return Err("invalid token");
             }
         }
+        Ok(())
+    }
+
+    /// Everything checked, signature included: the claims, or the close reason.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, &'static str> {
+        self.header(token)?;
         jsonwebtoken::decode::<AccessClaims>(token, &self.key, &self.validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => "token expired",
                 _ => "invalid token",
             })
+    }
+
+    /// Header and claims checked, not the signature (see [`Verifier`]); on failure the same
+    /// reason a full verification gives (a forged expired token is "invalid", not "expired").
+    pub fn claims(&self, token: &str) -> Result<Token, &'static str> {
+        let checked = self.header(token).and_then(|()| {
+            jsonwebtoken::decode::<AccessClaims>(token, &self.key, &self.claims_only)
+                .map_err(|_| "invalid token")
+        });
+        match checked {
+            Ok(data) => Ok(Token {
+                claims: data.claims,
+                digest: self.digest(token),
+            }),
+            Err(_) => Err(self.verify(token).err().unwrap_or("invalid token")),
+        }
+    }
+
+    fn digest(&self, token: &str) -> String {
+        use std::fmt::Write;
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        context.update(&(self.public_key.len() as u64).to_be_bytes());
+        context.update(&self.public_key);
+        context.update(token.as_bytes());
+        let mut hex = String::with_capacity(64);
+        for byte in context.finish().as_ref() {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        hex
     }
 }
 
@@ -226,18 +289,28 @@ async fn setup(
     };
     // The admission place covers the server's own work only (verification and registration),
     // never a write to the client.
-    let verified = ctx.verifier.verify(&token);
-    let registered = match &verified {
-        Ok(claims) if !hub.stopping.load(Ordering::Relaxed) => {
-            // Registration checks the session against revocations (4003) in the same Redis call
-            // that records the presence.
-            Some(hub.register(claims.sub, claims.sid).await)
+    let checked = ctx.verifier.claims(&token);
+    let registered = match &checked {
+        Ok(checked) if !hub.stopping.load(Ordering::Relaxed) => {
+            // Registration checks the session against revocations (4003) and the token's
+            // signature, unless a gateway verified this very token before, in the same Redis
+            // call that records the presence.
+            let verify = || ctx.verifier.verify(&token).is_ok();
+            let proof = Proof {
+                mark: hub.store.keys.chat_verified_token(&checked.digest),
+                expires_ms: (checked.claims.exp + VERIFIED_MARK_LEEWAY_S) * 1000,
+                verify: &verify,
+            };
+            Some(
+                hub.register(checked.claims.sub, checked.claims.sid, proof)
+                    .await,
+            )
         }
         _ => None,
     };
     drop(admitted);
-    let claims = match verified {
-        Ok(claims) => claims,
+    let claims = match checked {
+        Ok(checked) => checked.claims,
         Err(reason) => {
             hub.metrics.closes.with_label_values(&["4001"]).inc();
             close(&mut ws, 4001, reason).await;
@@ -253,6 +326,11 @@ async fn setup(
         Some(Ok(Registration::Revoked)) => {
             hub.metrics.closes.with_label_values(&["4003"]).inc();
             close(&mut ws, 4003, "session revoked").await;
+            return None;
+        }
+        Some(Ok(Registration::Invalid)) => {
+            hub.metrics.closes.with_label_values(&["4001"]).inc();
+            close(&mut ws, 4001, "invalid token").await;
             return None;
         }
         Some(Err(e)) => {
@@ -876,5 +954,84 @@ impl Session<'_> {
                 .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::signature::KeyPair;
+
+    fn public_key(seed: &[u8; 32]) -> Vec<u8> {
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).expect("seed");
+        pair.public_key().as_ref().to_vec()
+    }
+
+    fn token(seed: &[u8; 32], exp_in: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let key = jsonwebtoken::EncodingKey::from_ed_der(&entities::auth::ed25519_pkcs8(seed));
+        let claims = AccessClaims {
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            role: entities::auth::Role::User,
+            iss: entities::auth::ISSUER.into(),
+            aud: entities::auth::AUDIENCE.into(),
+            iat: now - 10,
+            exp: now + exp_in,
+            auth_time: now - 10,
+            jti: Uuid::new_v4(),
+        };
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::EdDSA), &claims, &key)
+            .expect("token")
+    }
+
+    #[test]
+    fn claims_are_checked_without_the_signature_and_the_mark_names_key_and_token() {
+        let (ours, theirs) = ([7u8; 32], [9u8; 32]);
+        let verifier = Verifier::new(&public_key(&ours), None);
+        let good = token(&ours, 600);
+        let forged = token(&theirs, 600);
+        // A token signed with another key has valid-looking claims: only its signature tells
+        // it apart, so it must never find a mark (see `register`).
+        assert!(verifier.claims(&forged).is_ok());
+        assert_eq!(verifier.verify(&forged).err(), Some("invalid token"));
+        assert!(verifier.verify(&good).is_ok());
+        let mark = verifier.claims(&good).expect("claims").digest;
+        assert_eq!(mark.len(), 64);
+        assert_eq!(verifier.claims(&good).expect("claims").digest, mark);
+        assert_ne!(verifier.claims(&forged).expect("claims").digest, mark);
+        // The same token under another verifying key names another mark.
+        let other = Verifier::new(&public_key(&theirs), None);
+        assert_ne!(other.claims(&good).expect("claims").digest, mark);
+        // One byte changed anywhere: another mark.
+        let mut changed = good.clone().into_bytes();
+        let last = changed.len() - 1;
+        changed[last] = if changed[last] == b'A' { b'B' } else { b'A' };
+        let changed = String::from_utf8(changed).expect("utf-8");
+        if let Ok(t) = verifier.claims(&changed) {
+            assert_ne!(t.digest, mark);
+        }
+    }
+
+    #[test]
+    fn claims_refuse_what_a_full_verification_refuses_with_the_same_reason() {
+        let (ours, theirs) = ([7u8; 32], [9u8; 32]);
+        let verifier = Verifier::new(&public_key(&ours), None);
+        assert_eq!(
+            verifier.claims(&token(&ours, -100)).err(),
+            Some("token expired")
+        );
+        // Expired and forged: "invalid", as a full verification says.
+        assert_eq!(
+            verifier.claims(&token(&theirs, -100)).err(),
+            Some("invalid token")
+        );
+        assert_eq!(verifier.claims("e30.e30.c2ln").err(), Some("invalid token"));
+        // A key id is required when the gateway is given one.
+        let with_kid = Verifier::new(&public_key(&ours), Some("k1".into()));
+        assert_eq!(
+            with_kid.claims(&token(&ours, 600)).err(),
+            Some("invalid token")
+        );
     }
 }

@@ -123,6 +123,33 @@ pub enum Registration {
     Ready(Arc<Conn>),
     /// The session was revoked: nothing of it is left registered, nobody was told it came online.
     Revoked,
+    /// The token's signature is wrong (nothing left registered either).
+    Invalid,
+}
+
+/// How a connecting token is to be trusted (see `conn::Verifier`).
+pub struct Proof<'a> {
+    /// Redis key of the token's "verified" mark.
+    pub mark: String,
+    /// When the token stops being accepted (ms since the epoch): the mark's end.
+    pub expires_ms: i64,
+    /// Checks the token's signature (when no gateway did before).
+    pub verify: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// What the presence script checks of a token's "verified" mark, or does with it.
+pub enum Mark<'a> {
+    /// It must exist (else nothing changes: [`Up::Unverified`]).
+    Check(&'a str),
+    /// The signature was just checked: set it, until the given time (ms since the epoch).
+    Remember(&'a str, i64),
+}
+
+/// What the presence script did.
+pub enum Up {
+    Done,
+    Revoked,
+    Unverified,
 }
 
 /// What a gateway process holds.
@@ -370,9 +397,11 @@ impl Hub {
         false
     }
 
-    /// Registers an authenticated connection; returns once its chat channel is subscribed, its
-    /// session checked against revocations and its presence recorded — one Redis call after the
-    /// subscription (a reconnect storm is thousands of these at once).
+    /// Registers a connection whose token's header and claims passed; returns once its chat
+    /// channel is subscribed, its session checked against revocations, its token's signature
+    /// known good and its presence recorded — one Redis call after the subscription when the
+    /// token was verified by a gateway before (a reconnect storm is thousands of these at once),
+    /// two calls and a signature check here when not (see `conn::Verifier`).
     ///
     /// The connection is listed before the revocation check, so a revocation announced at any
     /// moment either reaches it through the revocation channel or is seen by the check.
@@ -380,6 +409,7 @@ impl Hub {
         self: &Arc<Self>,
         user: Uuid,
         session: Uuid,
+        proof: Proof<'_>,
     ) -> anyhow::Result<Registration> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
@@ -405,16 +435,23 @@ impl Hub {
         self.metrics.connections.inc();
         let generation = self.want(&[self.store.keys.chat_user_channel(&user)], 1);
         self.until_subscribed(generation).await;
-        let revoked = if first {
-            self.presence_up(user, Some(session)).await
-        } else {
-            // Someone's other device raised their presence already.
-            self.store.session_revoked(session).await
-        };
-        match revoked {
-            Ok(false) => Ok(Registration::Ready(conn)),
-            Ok(true) => {
-                // Presence was left as it was: the revoked session never shows as online.
+        // (When someone's other device raised their presence already, this only refreshes it.)
+        let mut how = "remembered";
+        let mut answer = self
+            .presence_up(user, Some((session, Mark::Check(&proof.mark))))
+            .await;
+        if matches!(answer, Ok(Up::Unverified)) && (proof.verify)() {
+            how = "signature";
+            let mark = Mark::Remember(&proof.mark, proof.expires_ms);
+            answer = self.presence_up(user, Some((session, mark))).await;
+        }
+        match answer {
+            Ok(Up::Done) => {
+                self.metrics.tokens.with_label_values(&[how]).inc();
+                Ok(Registration::Ready(conn))
+            }
+            Ok(refused) => {
+                // Presence was left as it was: the refused connection never shows as online.
                 let others = self.forget(&conn).unwrap_or(false);
                 let update = if first && others {
                     // Another device of theirs registered meanwhile, counting on ours.
@@ -428,7 +465,11 @@ impl Hub {
                 if let Err(e) = update {
                     tracing::warn!(error = %e, "presence update failed");
                 }
-                Ok(Registration::Revoked)
+                Ok(if matches!(refused, Up::Revoked) {
+                    Registration::Revoked
+                } else {
+                    Registration::Invalid
+                })
             }
             Err(e) => {
                 // Leave nothing behind: no ghost connection, no subscription.
@@ -552,38 +593,54 @@ impl Hub {
         locks.entry(user).or_default().clone()
     }
 
-    /// Marks `user` online here; with `session`, only if that session is not revoked (then
-    /// nothing changes and the answer is `true`: revoked).
-    pub async fn presence_up(&self, user: Uuid, session: Option<Uuid>) -> anyhow::Result<bool> {
+    /// Marks `user` online here; with `session`, only if that session is not revoked and the
+    /// token's mark is as [`Mark`] asks (else nothing changes).
+    pub async fn presence_up(
+        &self,
+        user: Uuid,
+        session: Option<(Uuid, Mark<'_>)>,
+    ) -> anyhow::Result<Up> {
         let guard = self.presence_lock(user);
         let _held = guard.lock().await;
         // Nobody left here meanwhile (then the "offline" already went out): nothing to raise.
-        if !lock(&self.users).contains_key(&user) {
-            return Ok(false);
+        if session.is_none() && !lock(&self.users).contains_key(&user) {
+            return Ok(Up::Done);
         }
         let keys = &self.store.keys;
         let now = chrono::Utc::now().timestamp_millis();
         let mut script_keys = vec![keys.chat_presence(&user)];
-        if let Some(session) = session {
+        let mut args = vec![
+            self.store.instance.clone(),
+            (now + self.presence_ttl_ms as i64).to_string(),
+            now.to_string(),
+            keys.chat_presence_channel(&user),
+            protocol::presence(user, true, None),
+            (self.presence_ttl_ms * 2).to_string(),
+        ];
+        if let Some((session, mark)) = session {
             script_keys.push(keys.revoked_session(&session));
+            match mark {
+                Mark::Check(name) => {
+                    script_keys.push(name.to_owned());
+                    args.push("check".into());
+                }
+                Mark::Remember(name, expires_ms) => {
+                    script_keys.push(name.to_owned());
+                    args.push("remember".into());
+                    args.push(expires_ms.to_string());
+                }
+            }
         }
         let before: i64 = self
             .store
             .presence_up
-            .evalsha_with_reload(
-                self.store.redis().next(),
-                script_keys,
-                vec![
-                    self.store.instance.clone(),
-                    (now + self.presence_ttl_ms as i64).to_string(),
-                    now.to_string(),
-                    keys.chat_presence_channel(&user),
-                    protocol::presence(user, true, None),
-                    (self.presence_ttl_ms * 2).to_string(),
-                ],
-            )
+            .evalsha_with_reload(self.store.redis().next(), script_keys, args)
             .await?;
-        Ok(before < 0)
+        Ok(match before {
+            -1 => Up::Revoked,
+            -2 => Up::Unverified,
+            _ => Up::Done,
+        })
     }
 
     pub async fn presence_down(&self, user: Uuid) -> anyhow::Result<()> {

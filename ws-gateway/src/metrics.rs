@@ -23,6 +23,9 @@ pub struct Metrics {
     pub admission_waits: IntCounter,
     /// Seconds from a `resume` frame's arrival to each of its `resumed` frames.
     pub resume_seconds: Histogram,
+    /// Access tokens accepted, by how: `signature` (Ed25519 checked here) or `remembered` (a
+    /// gateway checked this very token before: see `conn::Verifier`).
+    pub tokens: IntCounterVec,
 }
 
 impl Metrics {
@@ -87,6 +90,14 @@ impl Metrics {
                 )
                 .buckets(buckets),
             )?,
+            tokens: IntCounterVec::new(
+                Opts::new(
+                    "tokens_accepted_total",
+                    "Access tokens accepted, by how: signature (verified here) or remembered \
+                     (this very token was verified by a gateway before)",
+                ),
+                &["how"],
+            )?,
             send_batch_messages: Histogram::with_opts(
                 HistogramOpts::new(
                     "send_batch_messages",
@@ -107,6 +118,7 @@ impl Metrics {
         r.register(Box::new(metrics.slow_consumers.clone()))?;
         r.register(Box::new(metrics.fanout_seconds.clone()))?;
         r.register(Box::new(metrics.ack_seconds.clone()))?;
+        r.register(Box::new(metrics.tokens.clone()))?;
         r.register(Box::new(metrics.send_batch_messages.clone()))?;
         r.register(Box::new(metrics.setup_seconds.clone()))?;
         r.register(Box::new(metrics.admission_waits.clone()))?;

@@ -491,15 +491,6 @@ impl Store {
             .collect())
     }
 
-    /// Whether a session was revoked (its access tokens may still be unexpired).
-    pub async fn session_revoked(&self, session: Uuid) -> anyhow::Result<bool> {
-        let n: i64 = self
-            .redis
-            .exists(self.keys.revoked_session(&session))
-            .await?;
-        Ok(n > 0)
-    }
-
     /// Tells `user` over SSE that a message waits (they are not connected to any gateway).
     pub async fn notify_offline(
         &self,

@@ -816,6 +816,60 @@ async fn a_revoked_session_that_connects_never_shows_as_online() {
 }
 
 #[tokio::test]
+async fn a_token_verified_by_one_gateway_is_remembered_by_all_and_no_altered_copy_is() {
+    let app = spawn_app().await;
+    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut b = connect_and_resume(&g1.url, &bob, resonance).await;
+    assert_eq!(b.next_of("presence", &[]).await["online"], false);
+    assert_eq!(tokens_accepted(&app, &g1.base).await, (1, 0));
+
+    // Alice's header and claims with Bob's signature, and her token with one signature character
+    // changed: refused with 4001 (their claims are fine: only their signatures tell).
+    let (signed, signature) = alice.access.rsplit_once('.').expect("jwt");
+    let spliced = format!("{signed}.{}", bob.access.rsplit_once('.').expect("jwt").1);
+    let mut chars: Vec<char> = signature.chars().collect();
+    chars[10] = if chars[10] == 'A' { 'B' } else { 'A' };
+    let altered = format!("{signed}.{}", chars.into_iter().collect::<String>());
+    for forged in [&spliced, &altered] {
+        let mut c = ChatClient::open(&g2.url, Auth::Header(forged)).await;
+        assert_eq!(c.closed().await, (4001, "invalid token".to_owned()));
+    }
+    // Bob's tablet, with the token g1 verified: g2 takes it without checking its signature.
+    let mut tablet = ChatClient::connect(&g2.url, &bob).await;
+    assert_eq!(tokens_accepted(&app, &g2.base).await, (0, 1));
+    // Nobody was told Alice came online: the next frame Bob gets is his tablet's message.
+    tablet.say(resonance, "t-1", "personne ?").await;
+    let next = b.next().await;
+    assert_eq!(next["type"], "message", "{next}");
+
+    // Alice's real token: verified on g2, then remembered on g1; an altered copy of it is still
+    // refused there.
+    let _a2 = ChatClient::connect(&g2.url, &alice).await;
+    assert_eq!(b.next_of("presence", &[]).await["online"], true);
+    let _a1 = ChatClient::connect(&g1.url, &alice).await;
+    assert_eq!(tokens_accepted(&app, &g2.base).await, (1, 1));
+    assert_eq!(tokens_accepted(&app, &g1.base).await, (1, 1));
+    let mut c = ChatClient::open(&g1.url, Auth::Header(&altered)).await;
+    assert_eq!(c.closed().await, (4001, "invalid token".to_owned()));
+    assert_eq!(tokens_accepted(&app, &g1.base).await, (1, 1));
+}
+
+/// A gateway's accepted tokens: (signature checked there, remembered).
+async fn tokens_accepted(app: &crate::helpers::TestApp, base: &str) -> (u64, u64) {
+    let metrics = gateway_metrics(app, base).await;
+    let count = |how: &str| {
+        let line = format!("despacio_gateway_tokens_accepted_total{{how=\"{how}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (count("signature"), count("remembered"))
+}
+
+#[tokio::test]
 async fn admission_control_queues_connections_and_slow_clients_hold_no_place() {
     let app = spawn_app().await;
     let gateway = app.spawn_gateway(&[("CHAT_ADMISSIONS", "8"), ("CHAT_AUTH_TIMEOUT_S", "30")]);
