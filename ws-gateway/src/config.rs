@@ -48,6 +48,10 @@ pub struct Settings {
     pub queue_frames: usize,
     /// Connections verified and registered at the same time (reconnect storms queue beyond).
     pub admissions: usize,
+    /// Redis connections for commands and scripts (pub/sub has its own). One batches best: the
+    /// client writes every command queued meanwhile in one system call, and Redis reads them in
+    /// one (bench/RESULTS.md, fourth pass).
+    pub redis_connections: usize,
     /// How long graceful shutdown waits for connections to close.
     pub shutdown_grace: Duration,
 }
@@ -178,15 +182,16 @@ impl Settings {
                 }
             }
         }
-        let count = |name: &'static str, default: usize, max: usize| match get(name) {
+        let count = |name: &'static str, default: usize, min: usize, max: usize| match get(name) {
             None => Ok(default),
             Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if (8..=max).contains(&n) => Ok(n),
-                _ => Err(bad(name, format!("a number from 8 to {max}"))),
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(bad(name, format!("a number from {min} to {max}"))),
             },
         };
-        let queue_frames = count("CHAT_QUEUE_FRAMES", 256, 65_536)?;
-        let admissions = count("CHAT_ADMISSIONS", 256, 65_536)?;
+        let queue_frames = count("CHAT_QUEUE_FRAMES", 256, 8, 65_536)?;
+        let admissions = count("CHAT_ADMISSIONS", 256, 8, 65_536)?;
+        let redis_connections = count("CHAT_REDIS_CONNECTIONS", 1, 1, 64)?;
         Ok(Self {
             gateway_addr,
             redis_url,
@@ -201,6 +206,7 @@ impl Settings {
             auth_timeout: seconds(&get, "CHAT_AUTH_TIMEOUT_S", 10)?,
             queue_frames,
             admissions,
+            redis_connections,
             shutdown_grace: seconds(&get, "SHUTDOWN_GRACE_S", 10)?,
         })
     }
@@ -237,6 +243,7 @@ mod tests {
         assert_eq!(s.jwt_public_key.len(), 32);
         assert_eq!(s.messages_limit, (30, Duration::from_secs(60)));
         assert_eq!(s.admissions, 256);
+        assert_eq!(s.redis_connections, 1);
         let bad: &[(&[(&str, &str)], &str)] = &[
             (&[("GATEWAY_ADDR", "nope")], "GATEWAY_ADDR"),
             (&[("APP_ENV", "production")], "JWT_PUBLIC_KEY"),
@@ -247,6 +254,7 @@ mod tests {
             ),
             (&[("CHAT_HEARTBEAT_S", "0")], "CHAT_HEARTBEAT_S"),
             (&[("CHAT_ADMISSIONS", "4")], "CHAT_ADMISSIONS"),
+            (&[("CHAT_REDIS_CONNECTIONS", "0")], "CHAT_REDIS_CONNECTIONS"),
             (&[("CHAT_QUEUE_FRAMES", "lots")], "CHAT_QUEUE_FRAMES"),
         ];
         for (pairs, var) in bad {

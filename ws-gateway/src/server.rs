@@ -153,7 +153,7 @@ impl Gateway {
         let policy = ReconnectPolicy::new_exponential(0, 100, 2_000, 2);
         let redis = Builder::from_config(config.clone())
             .set_policy(policy.clone())
-            .build_pool(4)?;
+            .build_pool(settings.redis_connections)?;
         tokio::time::timeout(Duration::from_secs(10), redis.init())
             .await
             .map_err(|_| anyhow::anyhow!("REDIS_URL: Redis did not answer within 10 s"))??;

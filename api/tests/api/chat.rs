@@ -784,6 +784,11 @@ async fn authentication_failures_and_revocations_close_with_clear_codes() {
     // And the revoked session's still-unexpired token cannot connect again.
     let mut c = ChatClient::open(&gateway.url, Auth::Header(&alice.access)).await;
     assert_eq!(c.closed().await.0, 4003);
+    // A forged copy of it learns nothing about the session: its signature is what is wrong.
+    let (signed, _) = alice.access.rsplit_once('.').expect("jwt");
+    let forged = format!("{signed}.{}", "A".repeat(86));
+    let mut c = ChatClient::open(&gateway.url, Auth::Header(&forged)).await;
+    assert_eq!(c.closed().await, (4001, "invalid token".to_owned()));
 }
 
 #[tokio::test]
