@@ -63,6 +63,11 @@ pub struct Conn {
     /// where to look when the connection closes, so that closing costs what it watched, not
     /// what the whole gateway watches).
     watching: Mutex<Vec<Uuid>>,
+    /// Set (under the person's presence lock) once the connection's token and session passed and
+    /// its presence is recorded. Until then it is listed only so that no revocation or message
+    /// slips by; it counts for nothing about presence (a forged token, refused after its
+    /// signature check, never raises, lowers or refreshes anyone's presence).
+    proven: AtomicBool,
 }
 
 impl Conn {
@@ -259,12 +264,20 @@ impl Hub {
         self.people_where(|_| true)
     }
 
+    /// The people held here with a proven connection (see [`Conn`]) that `which` selects.
     fn people_where(&self, which: impl Fn(&Uuid) -> bool) -> Vec<Uuid> {
         lock(&self.users)
-            .keys()
-            .filter(|p| which(p))
-            .copied()
+            .iter()
+            .filter(|(p, list)| which(p) && list.iter().any(|c| c.proven.load(Ordering::Relaxed)))
+            .map(|(p, _)| *p)
             .collect()
+    }
+
+    /// Whether `user` has a proven connection here.
+    fn holds(&self, user: &Uuid) -> bool {
+        lock(&self.users)
+            .get(user)
+            .is_some_and(|list| list.iter().any(|c| c.proven.load(Ordering::Relaxed)))
     }
 
     /// Other local connections of `user`?
@@ -425,25 +438,22 @@ impl Hub {
             last_heard: AtomicU64::new(self.now_ms()),
             capacity: self.queue_frames,
             watching: Mutex::default(),
+            proven: AtomicBool::new(false),
         });
-        let first = {
-            let mut users = lock(&self.users);
-            let list = users.entry(user).or_default();
-            list.push(conn.clone());
-            list.len() == 1
-        };
+        lock(&self.users)
+            .entry(user)
+            .or_default()
+            .push(conn.clone());
         self.metrics.connections.inc();
         let generation = self.want(&[self.store.keys.chat_user_channel(&user)], 1);
         self.until_subscribed(generation).await;
         // (When someone's other device raised their presence already, this only refreshes it.)
         let mut how = "remembered";
-        let mut answer = self
-            .presence_up(user, Some((session, Mark::Check(&proof.mark))))
-            .await;
+        let mut answer = self.presence_up(&conn, Mark::Check(&proof.mark)).await;
         if matches!(answer, Ok(Up::Unverified)) && (proof.verify)() {
             how = "signature";
             let mark = Mark::Remember(&proof.mark, proof.expires_ms);
-            answer = self.presence_up(user, Some((session, mark))).await;
+            answer = self.presence_up(&conn, mark).await;
         }
         match answer {
             Ok(Up::Done) => {
@@ -451,20 +461,9 @@ impl Hub {
                 Ok(Registration::Ready(conn))
             }
             Ok(refused) => {
-                // Presence was left as it was: the refused connection never shows as online.
-                let others = self.forget(&conn).unwrap_or(false);
-                let update = if first && others {
-                    // Another device of theirs registered meanwhile, counting on ours.
-                    self.presence_up(user, None).await.map(|_| ())
-                } else if !first && !others {
-                    // Their other devices left meanwhile, counting on this one to say so.
-                    self.presence_down(user).await
-                } else {
-                    Ok(())
-                };
-                if let Err(e) = update {
-                    tracing::warn!(error = %e, "presence update failed");
-                }
+                // Presence was left as it was (the refused connection was never proven: the
+                // person's other devices raised and lower their presence without it).
+                self.forget(&conn);
                 Ok(if matches!(refused, Up::Revoked) {
                     Registration::Revoked
                 } else {
@@ -480,7 +479,8 @@ impl Hub {
     }
 
     /// Takes a connection out of the registry and its chat channel; `Some(true)` when the
-    /// person still has other connections here, `None` when it was not registered (any more).
+    /// person still has other proven connections here, `None` when it was not registered (any
+    /// more).
     fn forget(&self, conn: &Arc<Conn>) -> Option<bool> {
         let left = {
             let mut users = lock(&self.users);
@@ -490,15 +490,15 @@ impl Hub {
             if list.len() == before {
                 return None;
             }
-            let left = list.len();
-            if left == 0 {
+            let others = list.iter().any(|c| c.proven.load(Ordering::Relaxed));
+            if list.is_empty() {
                 users.remove(&conn.user);
             }
-            left
+            others
         };
         self.metrics.connections.dec();
         self.want(&[self.store.keys.chat_user_channel(&conn.user)], -1);
-        Some(left > 0)
+        Some(left)
     }
 
     /// Forgets a connection (closed for any reason).
@@ -506,7 +506,7 @@ impl Hub {
         let Some(others) = self.forget(conn) else {
             return;
         };
-        let last = !others;
+        let last = !others && conn.proven.load(Ordering::Relaxed);
         let mut partners = std::mem::take(&mut *lock(&conn.watching));
         partners.sort_unstable();
         partners.dedup();
@@ -593,22 +593,14 @@ impl Hub {
         locks.entry(user).or_default().clone()
     }
 
-    /// Marks `user` online here; with `session`, only if that session is not revoked and the
-    /// token's mark is as [`Mark`] asks (else nothing changes).
-    pub async fn presence_up(
-        &self,
-        user: Uuid,
-        session: Option<(Uuid, Mark<'_>)>,
-    ) -> anyhow::Result<Up> {
+    /// Marks `conn`'s person online here, unless its session is revoked or its token's mark is
+    /// not as [`Mark`] asks (then nothing changes); when it is done, `conn` is proven.
+    async fn presence_up(&self, conn: &Conn, mark: Mark<'_>) -> anyhow::Result<Up> {
+        let user = conn.user;
         let guard = self.presence_lock(user);
         let _held = guard.lock().await;
-        // Nobody left here meanwhile (then the "offline" already went out): nothing to raise.
-        if session.is_none() && !lock(&self.users).contains_key(&user) {
-            return Ok(Up::Done);
-        }
         let keys = &self.store.keys;
         let now = chrono::Utc::now().timestamp_millis();
-        let mut script_keys = vec![keys.chat_presence(&user)];
         let mut args = vec![
             self.store.instance.clone(),
             (now + self.presence_ttl_ms as i64).to_string(),
@@ -617,20 +609,22 @@ impl Hub {
             protocol::presence(user, true, None),
             (self.presence_ttl_ms * 2).to_string(),
         ];
-        if let Some((session, mark)) = session {
-            script_keys.push(keys.revoked_session(&session));
-            match mark {
-                Mark::Check(name) => {
-                    script_keys.push(name.to_owned());
-                    args.push("check".into());
-                }
-                Mark::Remember(name, expires_ms) => {
-                    script_keys.push(name.to_owned());
-                    args.push("remember".into());
-                    args.push(expires_ms.to_string());
-                }
+        let mark = match mark {
+            Mark::Check(name) => {
+                args.push("check".into());
+                name
             }
-        }
+            Mark::Remember(name, expires_ms) => {
+                args.push("remember".into());
+                args.push(expires_ms.to_string());
+                name
+            }
+        };
+        let script_keys = vec![
+            keys.chat_presence(&user),
+            keys.revoked_session(&conn.session),
+            mark.to_owned(),
+        ];
         let before: i64 = self
             .store
             .presence_up
@@ -639,7 +633,11 @@ impl Hub {
         Ok(match before {
             -1 => Up::Revoked,
             -2 => Up::Unverified,
-            _ => Up::Done,
+            _ => {
+                // Under the lock: a `presence_down` for this person now sees it.
+                conn.proven.store(true, Ordering::Relaxed);
+                Up::Done
+            }
         })
     }
 
@@ -647,7 +645,7 @@ impl Hub {
         let guard = self.presence_lock(user);
         let _held = guard.lock().await;
         // Reconnected here meanwhile: still online.
-        if lock(&self.users).contains_key(&user) {
+        if self.holds(&user) {
             return Ok(());
         }
         let keys = &self.store.keys;

@@ -861,6 +861,64 @@ async fn a_token_verified_by_one_gateway_is_remembered_by_all_and_no_altered_cop
     assert_eq!(tokens_accepted(&app, &g1.base).await, (1, 1));
 }
 
+#[tokio::test]
+async fn forged_tokens_arriving_together_never_move_anyones_presence() {
+    let app = spawn_app().await;
+    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut b = connect_and_resume(&g1.url, &bob, resonance).await;
+    assert_eq!(b.next_of("presence", &[]).await["online"], false);
+
+    // Twenty copies of Alice's token, each with another wrong signature, all at once on g2
+    // (Alice herself is connected nowhere): each is listed while its signature is checked, and
+    // refused.
+    let (signed, _) = alice.access.rsplit_once('.').expect("jwt");
+    let signature: Vec<char> = bob
+        .access
+        .rsplit_once('.')
+        .expect("jwt")
+        .1
+        .chars()
+        .collect();
+    let forged: Vec<String> = (0..20)
+        .map(|i| {
+            let mut s = signature.clone();
+            s[i] = if s[i] == 'A' { 'B' } else { 'A' };
+            format!("{signed}.{}", s.into_iter().collect::<String>())
+        })
+        .collect();
+    let closes = futures_util::future::join_all(forged.iter().map(|token| {
+        let url = g2.url.clone();
+        async move {
+            ChatClient::open(&url, Auth::Header(token))
+                .await
+                .closed()
+                .await
+        }
+    }))
+    .await;
+    for close in closes {
+        assert_eq!(close, (4001, "invalid token".to_owned()));
+    }
+    // Nothing about Alice changed: no presence, no "last seen", and Bob was told nothing (the
+    // next frame he gets is the message his tablet sends now).
+    let redis = app.state.redis.next();
+    let present: i64 = redis
+        .exists(app.state.keys.chat_presence(&alice.id))
+        .await
+        .expect("exists");
+    let seen: i64 = redis
+        .exists(app.state.keys.chat_last_seen(&alice.id))
+        .await
+        .expect("exists");
+    assert_eq!((present, seen), (0, 0));
+    let mut tablet = ChatClient::connect(&g2.url, &bob).await;
+    tablet.say(resonance, "t-1", "tu es là ?").await;
+    let next = b.next().await;
+    assert_eq!(next["type"], "message", "{next}");
+}
+
 /// A gateway's accepted tokens: (signature checked there, remembered).
 async fn tokens_accepted(app: &crate::helpers::TestApp, base: &str) -> (u64, u64) {
     let metrics = gateway_metrics(app, base).await;
