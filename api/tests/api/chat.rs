@@ -785,8 +785,7 @@ async fn authentication_failures_and_revocations_close_with_clear_codes() {
     let mut c = ChatClient::open(&gateway.url, Auth::Header(&alice.access)).await;
     assert_eq!(c.closed().await.0, 4003);
     // A forged copy of it learns nothing about the session: its signature is what is wrong.
-    let (signed, _) = alice.access.rsplit_once('.').expect("jwt");
-    let forged = format!("{signed}.{}", "A".repeat(86));
+    let forged = with_signature(&alice.access, &alice.access, Some(0));
     let mut c = ChatClient::open(&gateway.url, Auth::Header(&forged)).await;
     assert_eq!(c.closed().await, (4001, "invalid token".to_owned()));
 }
@@ -794,11 +793,7 @@ async fn authentication_failures_and_revocations_close_with_clear_codes() {
 #[tokio::test]
 async fn a_revoked_session_that_connects_never_shows_as_online() {
     let app = spawn_app().await;
-    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
-    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
-    let resonance = app.resonance(&alice, &bob).await;
-    let mut b = connect_and_resume(&g1.url, &bob, resonance).await;
-    assert_eq!(b.next_of("presence", &[]).await["online"], false);
+    let (_g1, g2, alice, bob, resonance, mut b) = bob_watching_alice(&app).await;
 
     // Alice signs out; her still-unexpired token is refused on the other gateway...
     let resp = app
@@ -810,44 +805,28 @@ async fn a_revoked_session_that_connects_never_shows_as_online() {
     assert!(resp.status().is_success(), "{}", resp.status());
     let mut c = ChatClient::open(&g2.url, Auth::Header(&alice.access)).await;
     assert_eq!(c.closed().await, (4003, "session revoked".to_owned()));
-    // ...and Bob was told nothing about her: the next frame he gets is the message his tablet
-    // sends after the refusal (pub/sub keeps the order, so a presence published during the
-    // refused connection would have come first).
-    let mut tablet = ChatClient::connect(&g2.url, &bob).await;
-    tablet.say(resonance, "t-1", "toujours là ?").await;
-    let next = b.next().await;
-    assert_eq!(next["type"], "message", "{next}");
-    assert_eq!(next["client_id"], "t-1");
+    // ...and Bob was told nothing about her.
+    told_nothing_until_his_tablet_speaks(&g2.url, &bob, resonance, &mut b).await;
 }
 
 #[tokio::test]
 async fn a_token_verified_by_one_gateway_is_remembered_by_all_and_no_altered_copy_is() {
     let app = spawn_app().await;
-    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
-    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
-    let resonance = app.resonance(&alice, &bob).await;
-    let mut b = connect_and_resume(&g1.url, &bob, resonance).await;
-    assert_eq!(b.next_of("presence", &[]).await["online"], false);
+    let (g1, g2, alice, bob, resonance, mut b) = bob_watching_alice(&app).await;
     assert_eq!(tokens_accepted(&app, &g1.base).await, (1, 0));
 
     // Alice's header and claims with Bob's signature, and her token with one signature character
     // changed: refused with 4001 (their claims are fine: only their signatures tell).
-    let (signed, signature) = alice.access.rsplit_once('.').expect("jwt");
-    let spliced = format!("{signed}.{}", bob.access.rsplit_once('.').expect("jwt").1);
-    let mut chars: Vec<char> = signature.chars().collect();
-    chars[10] = if chars[10] == 'A' { 'B' } else { 'A' };
-    let altered = format!("{signed}.{}", chars.into_iter().collect::<String>());
+    let spliced = with_signature(&alice.access, &bob.access, None);
+    let altered = with_signature(&alice.access, &alice.access, Some(10));
     for forged in [&spliced, &altered] {
         let mut c = ChatClient::open(&g2.url, Auth::Header(forged)).await;
         assert_eq!(c.closed().await, (4001, "invalid token".to_owned()));
     }
-    // Bob's tablet, with the token g1 verified: g2 takes it without checking its signature.
-    let mut tablet = ChatClient::connect(&g2.url, &bob).await;
+    // Nobody was told Alice came online; Bob's tablet, with the token g1 verified, was taken by
+    // g2 without checking its signature.
+    told_nothing_until_his_tablet_speaks(&g2.url, &bob, resonance, &mut b).await;
     assert_eq!(tokens_accepted(&app, &g2.base).await, (0, 1));
-    // Nobody was told Alice came online: the next frame Bob gets is his tablet's message.
-    tablet.say(resonance, "t-1", "personne ?").await;
-    let next = b.next().await;
-    assert_eq!(next["type"], "message", "{next}");
 
     // Alice's real token: verified on g2, then remembered on g1; an altered copy of it is still
     // refused there.
@@ -864,29 +843,13 @@ async fn a_token_verified_by_one_gateway_is_remembered_by_all_and_no_altered_cop
 #[tokio::test]
 async fn forged_tokens_arriving_together_never_move_anyones_presence() {
     let app = spawn_app().await;
-    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
-    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
-    let resonance = app.resonance(&alice, &bob).await;
-    let mut b = connect_and_resume(&g1.url, &bob, resonance).await;
-    assert_eq!(b.next_of("presence", &[]).await["online"], false);
+    let (_g1, g2, alice, bob, resonance, mut b) = bob_watching_alice(&app).await;
 
     // Twenty copies of Alice's token, each with another wrong signature, all at once on g2
     // (Alice herself is connected nowhere): each is listed while its signature is checked, and
     // refused.
-    let (signed, _) = alice.access.rsplit_once('.').expect("jwt");
-    let signature: Vec<char> = bob
-        .access
-        .rsplit_once('.')
-        .expect("jwt")
-        .1
-        .chars()
-        .collect();
     let forged: Vec<String> = (0..20)
-        .map(|i| {
-            let mut s = signature.clone();
-            s[i] = if s[i] == 'A' { 'B' } else { 'A' };
-            format!("{signed}.{}", s.into_iter().collect::<String>())
-        })
+        .map(|i| with_signature(&alice.access, &bob.access, Some(i)))
         .collect();
     let closes = futures_util::future::join_all(forged.iter().map(|token| {
         let url = g2.url.clone();
@@ -913,10 +876,52 @@ async fn forged_tokens_arriving_together_never_move_anyones_presence() {
         .await
         .expect("exists");
     assert_eq!((present, seen), (0, 0));
-    let mut tablet = ChatClient::connect(&g2.url, &bob).await;
+    told_nothing_until_his_tablet_speaks(&g2.url, &bob, resonance, &mut b).await;
+}
+
+/// Two gateways, Alice and Bob in a résonance, Bob connected to the first, resumed, and told
+/// Alice is offline.
+async fn bob_watching_alice(
+    app: &crate::helpers::TestApp,
+) -> (
+    crate::chat_client::GatewayProcess,
+    crate::chat_client::GatewayProcess,
+    crate::helpers::TestUser,
+    crate::helpers::TestUser,
+    Uuid,
+    ChatClient,
+) {
+    let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut b = connect_and_resume(&g1.url, &bob, resonance).await;
+    assert_eq!(b.next_of("presence", &[]).await["online"], false);
+    (g1, g2, alice, bob, resonance, b)
+}
+
+/// Bob's tablet connects to `url` and sends a message: the next frame Bob's `b` gets must be it
+/// (pub/sub keeps the order, so a presence published before would have come first).
+async fn told_nothing_until_his_tablet_speaks(
+    url: &str,
+    bob: &crate::helpers::TestUser,
+    resonance: Uuid,
+    b: &mut ChatClient,
+) {
+    let mut tablet = ChatClient::connect(url, bob).await;
     tablet.say(resonance, "t-1", "tu es là ?").await;
     let next = b.next().await;
     assert_eq!(next["type"], "message", "{next}");
+    assert_eq!(next["client_id"], "t-1");
+}
+
+/// `token`'s header and claims with `signer`'s signature, one character of it changed at `at`.
+fn with_signature(token: &str, signer: &str, at: Option<usize>) -> String {
+    let (signed, _) = token.rsplit_once('.').expect("jwt");
+    let mut signature: Vec<char> = signer.rsplit_once('.').expect("jwt").1.chars().collect();
+    if let Some(i) = at {
+        signature[i] = if signature[i] == 'A' { 'B' } else { 'A' };
+    }
+    format!("{signed}.{}", signature.into_iter().collect::<String>())
 }
 
 /// A gateway's accepted tokens: (signature checked there, remembered).
