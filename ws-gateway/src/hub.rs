@@ -644,8 +644,9 @@ impl Hub {
     pub async fn presence_down(&self, user: Uuid) -> anyhow::Result<()> {
         let guard = self.presence_lock(user);
         let _held = guard.lock().await;
-        // Reconnected here meanwhile: still online.
-        if self.holds(&user) {
+        // Reconnected here meanwhile: still online (unless the gateway is stopping: then its
+        // connections are all closing, still listed until their tasks end).
+        if !self.stopping.load(Ordering::Relaxed) && self.holds(&user) {
             return Ok(());
         }
         let keys = &self.store.keys;

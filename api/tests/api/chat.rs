@@ -1247,34 +1247,48 @@ async fn sigterm_closes_connections_with_1012_and_the_other_gateway_takes_over()
     let (g1, g2) = (app.spawn_gateway(&[]), app.spawn_gateway(&[]));
     let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
     let resonance = app.resonance(&alice, &bob).await;
+    let mut b = connect_and_resume(&g2.url, &bob, resonance).await;
+    assert_eq!(b.next_of("presence", &[]).await["online"], false);
     let mut a = ChatClient::connect(&g1.url, &alice).await;
+    assert_eq!(b.next_of("presence", &[]).await["online"], true);
     let sent = a.say(resonance, "t-1", "before the restart").await;
+    assert_eq!(
+        b.next_of("message", LIVE).await["message_id"],
+        sent["message_id"]
+    );
     g1.terminate();
     let (code, reason) = a.closed().await;
     assert_eq!(code, 1012, "{reason}");
-    let mut b = ChatClient::connect(&g2.url, &bob).await;
-    b.send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
+    // The stopping gateway says its people went offline (Alice does not come back yet).
+    let offline = b.next_of("presence", &[]).await;
+    assert_eq!(offline["online"], false, "{offline}");
+    assert!(offline["last_seen"].is_string(), "{offline}");
+    // She reconnects to the other gateway and resumes: nothing is lost.
+    let mut a = ChatClient::connect(&g2.url, &alice).await;
+    a.send(json!({"type": "resume", "positions": {resonance.to_string(): null}}))
         .await;
-    let message = b.next_of("message", &[]).await;
-    assert_eq!(message["message_id"], sent["message_id"]);
-    b.next_of("resumed", &[]).await;
+    let replayed = a.next_of("message", &[]).await;
+    assert_eq!(replayed["message_id"], sent["message_id"]);
+    a.next_of("resumed", &[]).await;
+    assert_eq!(b.next_of("presence", &[]).await["online"], true);
     // The gateway's metrics count what happened.
     let metrics = gateway_metrics(&app, &g2.base).await;
     assert!(
-        metrics.contains("despacio_gateway_connections 1"),
+        metrics.contains("despacio_gateway_connections 2"),
+        "{metrics}"
+    );
+    // The live message to Bob, and Alice's own message replayed to her.
+    assert!(
+        metrics.contains("despacio_gateway_messages_out_total 2"),
+        "{metrics}"
+    );
+    // Both connections got ready, and both resumes were answered.
+    assert!(
+        metrics.contains("despacio_gateway_setup_seconds_count 2"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("despacio_gateway_messages_out_total 1"),
-        "{metrics}"
-    );
-    // Bob's connection got ready, and his resume was answered.
-    assert!(
-        metrics.contains("despacio_gateway_setup_seconds_count 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("despacio_gateway_resume_seconds_count 1"),
+        metrics.contains("despacio_gateway_resume_seconds_count 2"),
         "{metrics}"
     );
 }
