@@ -13,28 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
 RATES="${2:-1000,2000,3000,4000,5000,6000,8000,10000,12000,14000,16000,18000,20000}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/despacio/target}"
-cargo build --release -q -p ws-gateway -p chat-load
-BIN="$CARGO_TARGET_DIR/release"
 OUT="bench/results/$(date -u +%Y%m%d)-chat"
-mkdir -p "$OUT"
-ulimit -n 20000
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
-export LOG_FORMAT=json RUST_LOG=warn
-export RATE_LIMITS="messages_per_minute=100000000/60"
+. bench/chat-common.sh
 (cd bench/socketio && [ -d node_modules ] || npm ci --silent)
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-
-gateway() { # port prefix → pid
-  GATEWAY_ADDR="127.0.0.1:$1" REDIS_PREFIX="$2" "$BIN/despacio-gateway" >/dev/null 2>&1 &
-  echo $!
-}
 socketio() { # port prefix → pid
   (cd bench/socketio && PORT="$1" SIO_PREFIX="$2" exec node server.js >/dev/null 2>&1) &
   echo $!
@@ -106,6 +89,7 @@ wait_port 18181; wait_port 18182; sleep 1
 "$BIN/chat-load" storm --urls ws://127.0.0.1:18181,ws://127.0.0.1:18182 --clients 10000 \
   --kill-pid "$a" --rate 1000 --prefix "$prefix" | tee "$OUT/storm.json"
 kill -9 "$b" 2>/dev/null || true # (else the next storm's second gateway cannot take its port)
+while alive "$a" || alive "$b"; do sleep 0.05; done
 redis-cli --scan --pattern "${prefix}*" | xargs -r -n 1000 redis-cli del >/dev/null
 # (d') the same storm with clients that wait a random 0–2 s or 0–3 s before reconnecting (what
 # the AsyncAPI document asks of clients).
@@ -117,6 +101,7 @@ for jitter in 2000 3000; do
   "$BIN/chat-load" storm --urls ws://127.0.0.1:18181,ws://127.0.0.1:18182 --clients 10000 \
     --kill-pid "$a" --rate 1000 --jitter-ms "$jitter" --prefix "$prefix" | tee -a "$OUT/storm-jitter.json"
   kill -9 "$b" 2>/dev/null || true
+  while alive "$a" || alive "$b"; do sleep 0.05; done
   redis-cli --scan --pattern "${prefix}*" | xargs -r -n 1000 redis-cli del >/dev/null
 done
 redis-cli --scan --pattern "bench:idle:*" | xargs -r -n 1000 redis-cli del >/dev/null
