@@ -19,7 +19,7 @@ use std::{
 use entities::chat::StreamId;
 use fred::{
     clients::SubscriberClient,
-    prelude::{ClientLike, EventInterface, PubsubInterface},
+    prelude::{ClientLike, EventInterface, PubsubInterface, SortedSetsInterface},
 };
 use tokio::sync::{watch, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -693,6 +693,22 @@ impl Hub {
                     ],
                 )
                 .await?;
+        }
+        // Someone who left between the list and the refresh was put back: take this gateway's
+        // entry out again, quietly (their "offline" went out when they left), unless they are
+        // back here meanwhile.
+        let gone: Vec<Uuid> = people.into_iter().filter(|p| !self.holds(p)).collect();
+        for user in gone {
+            let guard = self.presence_lock(user);
+            let _held = guard.lock().await;
+            if !self.holds(&user) {
+                let _: i64 = self
+                    .store
+                    .redis()
+                    .next()
+                    .zrem(self.store.keys.chat_presence(&user), &self.store.instance)
+                    .await?;
+            }
         }
         Ok(())
     }
