@@ -772,13 +772,7 @@ async fn authentication_failures_and_revocations_close_with_clear_codes() {
     assert_eq!(ready["session_id"], alice.session_id.to_string());
 
     // Signing out this session disconnects it within seconds, with 4003.
-    let resp = app
-        .delete_authed(
-            &format!("/v1/auth/sessions/{}", alice.session_id),
-            &alice.access,
-        )
-        .await;
-    assert!(resp.status().is_success(), "{}", resp.status());
+    sign_out(&app, &alice).await;
     assert_eq!(c.closed().await, (4003, "session revoked".to_owned()));
     assert_eq!(f.closed().await.0, 4003);
     // And the revoked session's still-unexpired token cannot connect again.
@@ -796,13 +790,7 @@ async fn a_revoked_session_that_connects_never_shows_as_online() {
     let (_g1, g2, alice, bob, resonance, mut b) = bob_watching_alice(&app).await;
 
     // Alice signs out; her still-unexpired token is refused on the other gateway...
-    let resp = app
-        .delete_authed(
-            &format!("/v1/auth/sessions/{}", alice.session_id),
-            &alice.access,
-        )
-        .await;
-    assert!(resp.status().is_success(), "{}", resp.status());
+    sign_out(&app, &alice).await;
     let mut c = ChatClient::open(&g2.url, Auth::Header(&alice.access)).await;
     assert_eq!(c.closed().await, (4003, "session revoked".to_owned()));
     // ...and Bob was told nothing about her.
@@ -877,6 +865,17 @@ async fn forged_tokens_arriving_together_never_move_anyones_presence() {
         .expect("exists");
     assert_eq!((present, seen), (0, 0));
     told_nothing_until_his_tablet_speaks(&g2.url, &bob, resonance, &mut b).await;
+}
+
+/// `user` signs out of their session through the API (the gateway hears of the revocation).
+async fn sign_out(app: &crate::helpers::TestApp, user: &crate::helpers::TestUser) {
+    let resp = app
+        .delete_authed(
+            &format!("/v1/auth/sessions/{}", user.session_id),
+            &user.access,
+        )
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
 }
 
 /// Two gateways, Alice and Bob in a résonance, Bob connected to the first, resumed, and told
