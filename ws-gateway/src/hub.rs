@@ -742,9 +742,9 @@ impl Hub {
         Ok(())
     }
 
-    /// Marks everyone held here offline (graceful shutdown).
-    pub async fn all_offline(&self) {
-        for user in self.people() {
+    /// Marks `people` offline for this gateway (graceful shutdown), stopping at a Redis error.
+    pub async fn offline(&self, people: Vec<Uuid>) {
+        for user in people {
             if let Err(e) = self.presence_down(user).await {
                 tracing::warn!(error = %e, "presence update failed");
                 return;

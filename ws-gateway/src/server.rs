@@ -271,6 +271,9 @@ impl Gateway {
         let hub = self.hub;
         hub.stopping
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        // Who is held here is read before the connections close: a closing connection's task
+        // can end and leave the hub before the offline pass below runs (CI caught it).
+        let people = hub.people();
         let open = hub.all();
         tracing::info!(
             connections = open.len(),
@@ -279,7 +282,7 @@ impl Gateway {
         for conn in &open {
             conn.close(1012, "service restart: reconnect and resume");
         }
-        hub.all_offline().await;
+        hub.offline(people).await;
         let deadline = tokio::time::Instant::now() + self.grace;
         while hub.connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
