@@ -185,6 +185,8 @@ pub struct Hub {
     started: std::time::Instant,
     queue_frames: usize,
     pub stopping: AtomicBool,
+    /// The people whose "offline" the shutdown announces (see [`Hub::stop`]).
+    stopped_people: Mutex<HashSet<Uuid>>,
 }
 
 impl Hub {
@@ -227,6 +229,7 @@ impl Hub {
             started: std::time::Instant::now(),
             queue_frames,
             stopping: AtomicBool::new(false),
+            stopped_people: Mutex::default(),
         });
         tokio::spawn(Self::dispatch(
             Arc::downgrade(&hub),
@@ -535,7 +538,12 @@ impl Hub {
         if !channels.is_empty() {
             self.want(&channels, -1);
         }
-        if last && !self.stopping.load(Ordering::Relaxed) {
+        // While stopping, the shutdown announces who was held when it began; this covers anyone
+        // whose connection was proven after that (a registration in flight).
+        let announced = || {
+            self.stopping.load(Ordering::Relaxed) && lock(&self.stopped_people).contains(&conn.user)
+        };
+        if last && !announced() {
             if let Err(e) = self.presence_down(conn.user).await {
                 tracing::warn!(error = %e, "presence update failed");
             }
@@ -740,6 +748,17 @@ impl Hub {
             }
         }
         Ok(())
+    }
+
+    /// Starts a graceful shutdown: no registration succeeds from now on. Returns the people held
+    /// here, read before their connections close (a closing connection's task can end and leave
+    /// the registry first), for [`Hub::offline`].
+    pub fn stop(&self) -> Vec<Uuid> {
+        let mut announced = lock(&self.stopped_people);
+        self.stopping.store(true, Ordering::Relaxed);
+        let people = self.people();
+        announced.extend(people.iter().copied());
+        people
     }
 
     /// Marks `people` offline for this gateway (graceful shutdown), stopping at a Redis error.

@@ -269,11 +269,7 @@ impl Gateway {
         drop(self.listener);
         heartbeat.abort();
         let hub = self.hub;
-        hub.stopping
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        // Who is held here is read before the connections close: a closing connection's task
-        // can end and leave the hub before the offline pass below runs (CI caught it).
-        let people = hub.people();
+        let people = hub.stop();
         let open = hub.all();
         tracing::info!(
             connections = open.len(),
