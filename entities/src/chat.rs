@@ -279,20 +279,20 @@ pub fn resume_script() -> String {
     format!(
         "{CMP}{}",
         r#"
-local a = redis.call('HGET', KEYS[1], 'a')
+local meta = redis.call('HMGET', KEYS[1], 'a', 'b', 'last', 'floor', 'trimmed')
+local a, b = meta[1], meta[2]
 if not a then return {'nometa'} end
-local b = redis.call('HGET', KEYS[1], 'b')
 local user = ARGV[1]
 local partner
 if user == a then partner = b elseif user == b then partner = a else return {'notmember'} end
 local pos = ARGV[2]
 local count = tonumber(ARGV[3])
 local minid = string.format('%d', tonumber(ARGV[4]) - tonumber(ARGV[5])) .. '-0'
-local last = redis.call('HGET', KEYS[1], 'last') or '0-0'
+local last = meta[3] or '0-0'
 local recovered = '1'
 if ARGV[6] == '1' then
-  local floor = redis.call('HGET', KEYS[1], 'floor') or '0-0'
-  local trimmed = redis.call('HGET', KEYS[1], 'trimmed') or '0-0'
+  local floor = meta[4] or '0-0'
+  local trimmed = meta[5] or '0-0'
   if cmp(pos, floor) < 0 or cmp(pos, trimmed) < 0 then recovered = '0' end
   if cmp(last, pos) > 0 and redis.call('EXISTS', KEYS[2]) == 0 then recovered = '0' end
 end
@@ -327,9 +327,9 @@ return out
 /// connections, after recording it). KEYS: meta, reads. ARGV: user, kind, frame, key prefix,
 /// message id, ttl (ms), origin, résonance id. Returns `nometa`, `notmember` or `ok`.
 pub const RELAY: &str = r#"
-local a = redis.call('HGET', KEYS[1], 'a')
+local meta = redis.call('HMGET', KEYS[1], 'a', 'b')
+local a, b = meta[1], meta[2]
 if not a then return 'nometa' end
-local b = redis.call('HGET', KEYS[1], 'b')
 local user = ARGV[1]
 local other
 if user == a then other = b elseif user == b then other = a else return 'notmember' end
