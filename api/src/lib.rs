@@ -44,6 +44,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod ops;
 pub mod photos;
+pub mod privacy;
 pub mod profiles;
 pub mod ratelimit;
 pub mod resonances;

@@ -14,6 +14,7 @@ use crate::{
     metrics::Metrics,
     ops::OpsApi,
     photos::routes::PhotosApi,
+    privacy::routes::PrivacyApi,
     profiles::routes::{MeApi, ProfilesApi},
     resonances::routes::ResonancesApi,
 };
@@ -22,7 +23,7 @@ use crate::{
 pub enum ApiTags {
     /// Accounts, sign-in, tokens and sessions.
     Auth,
-    /// My account, profile, preferences and settings.
+    /// My account, profile, preferences and settings; export and erasure of my data.
     Me,
     /// Other people's profiles.
     People,
@@ -62,6 +63,7 @@ pub type Apis = (
     KeysApi,
     AuthApi,
     MeApi,
+    PrivacyApi,
     ProfilesApi,
     DiscoveryApi,
     ResonancesApi,
@@ -79,6 +81,7 @@ pub fn service(metrics: Arc<Metrics>) -> OpenApiService<Apis, ()> {
             KeysApi,
             AuthApi,
             MeApi,
+            PrivacyApi,
             ProfilesApi,
             DiscoveryApi,
             ResonancesApi,

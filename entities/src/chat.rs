@@ -374,10 +374,16 @@ if before == 0 then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return before
 "#;
 
-/// A gateway stops holding someone. KEYS: presence set, last seen. ARGV: instance, now (ms),
-/// presence channel, last seen (RFC 3339), "offline" frame, last-seen ttl (s). Publishes the
-/// frame when nobody holds them any more.
+/// A gateway stops holding someone. KEYS: presence set, last seen, erasure mark. ARGV:
+/// instance, now (ms), presence channel, last seen (RFC 3339), "offline" frame, last-seen ttl
+/// (s). Publishes the frame when nobody holds them any more. Once the person's account is
+/// being erased (the mark is set before the API sweeps their keys), it deletes both keys and
+/// says nothing: a connection closing late leaves no trace behind the sweep.
 pub const PRESENCE_DOWN: &str = r#"
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 0
+end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
 if redis.call('ZCARD', KEYS[1]) == 0 then

@@ -123,6 +123,13 @@ impl RedisKeys {
         format!("{}chat:verified:{digest}", self.prefix)
     }
 
+    /// Set while a person's account is being erased, and for an hour after (longer than any
+    /// access token or presence entry lives): what a gateway still does for them removes their
+    /// keys instead of writing them.
+    pub fn erased_user(&self, user_id: &uuid::Uuid) -> String {
+        format!("{}erased:{user_id}", self.prefix)
+    }
+
     /// The pub/sub channel announcing a person's presence changes.
     pub fn chat_presence_channel(&self, user_id: &uuid::Uuid) -> String {
         format!("{}chat:presence-changes:{user_id}", self.prefix)

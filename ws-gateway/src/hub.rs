@@ -665,7 +665,11 @@ impl Hub {
             .presence_down
             .evalsha_with_reload(
                 self.store.redis().next(),
-                vec![keys.chat_presence(&user), keys.chat_last_seen(&user)],
+                vec![
+                    keys.chat_presence(&user),
+                    keys.chat_last_seen(&user),
+                    keys.erased_user(&user),
+                ],
                 vec![
                     self.store.instance.clone(),
                     at.timestamp_millis().to_string(),

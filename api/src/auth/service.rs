@@ -76,7 +76,7 @@ fn email_subject(state: &AppState, normalized: &str) -> (Vec<u8>, String) {
 
 /// The rate-limit subject of an account: a prefix of its email's blind index (no plain email in
 /// Redis), the same whether the account is named by email (login) or by id (re-authentication).
-fn account_subject(email_hash: &[u8]) -> String {
+pub(crate) fn account_subject(email_hash: &[u8]) -> String {
     email_hash
         .iter()
         .take(16)

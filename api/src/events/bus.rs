@@ -34,8 +34,9 @@ pub struct ServerEvent {
     pub id: String,
     /// `resonance.created` (`resonance_id`, `user_id`), `resonance.removed` (`resonance_id`),
     /// `likes.changed` (`count`), `moderation.notice` (`action`, `reason`, `until`), `message.new`
-    /// (`resonance_id`, `message_id`, `sender_id`), `resync` (the replay buffer no longer holds
-    /// what you asked for: reload your state).
+    /// (`resonance_id`, `message_id`, `sender_id`), `account.erased` (the last event: the
+    /// account is gone), `resync` (the replay buffer no longer holds what you asked for: reload
+    /// your state).
     #[oai(rename = "type")]
     #[serde(rename = "type")]
     pub kind: String,

@@ -19,13 +19,15 @@ pub enum EventsResponse {
     Stream(EventStream<futures_util::stream::BoxStream<'static, ServerEvent>>),
 }
 
-/// Whether `event` is a moderation notice that ends every session of its person.
+/// Whether `event` ends every session of its person: a moderation notice that does, or the
+/// account's erasure.
 fn ends_sessions(event: &ServerEvent) -> bool {
-    event.kind == "moderation.notice"
-        && matches!(
-            event.data.get("action").and_then(|a| a.as_str()),
-            Some("suspend" | "ban" | "force_logout")
-        )
+    event.kind == "account.erased"
+        || event.kind == "moderation.notice"
+            && matches!(
+                event.data.get("action").and_then(|a| a.as_str()),
+                Some("suspend" | "ban" | "force_logout")
+            )
 }
 
 pub struct EventsApi;
@@ -40,7 +42,8 @@ impl EventsApi {
     /// is `resync`: reload your state. A comment line is sent every 15 s to keep proxies from
     /// closing the stream. Browsers authenticate with their cookies (`EventSource` sends them).
     /// A `moderation.notice` whose `action` is `suspend`, `ban` or `force_logout` is the last
-    /// event: the sessions are revoked and the stream ends after it.
+    /// event: the sessions are revoked and the stream ends after it. So is `account.erased`
+    /// (the account was just erased, from another device for instance).
     #[oai(path = "/events", method = "get", operation_id = "events")]
     async fn events(
         &self,

@@ -143,7 +143,7 @@ pub enum PhotoBytes {
     ),
 }
 
-fn to_api(state: &AppState, row: PhotoRow) -> Photo {
+pub(crate) fn to_api(state: &AppState, row: PhotoRow) -> Photo {
     let base = &state.settings.public_base_url;
     Photo {
         variants: PhotoUrls {

@@ -171,11 +171,20 @@ async fn insert_row(
     Ok(row)
 }
 
-async fn remove_objects(state: &AppState, storage_key: &str) {
+/// Deletes every variant of a photo from the object store (a missing one counts as deleted).
+pub async fn delete_objects(state: &AppState, storage_key: &str) -> anyhow::Result<()> {
     for (variant, _) in processing::VARIANTS {
-        if let Err(e) = state.photos.delete(&object_key(storage_key, variant)).await {
-            tracing::warn!(error = %e, "photo object not deleted");
-        }
+        state
+            .photos
+            .delete(&object_key(storage_key, variant))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn remove_objects(state: &AppState, storage_key: &str) {
+    if let Err(e) = delete_objects(state, storage_key).await {
+        tracing::warn!(error = %e, "photo object not deleted");
     }
 }
 

@@ -203,7 +203,7 @@ pub async fn swipe(
     })
 }
 
-async fn notify_likes_changed(state: &AppState, user: Uuid) -> Result<(), AppError> {
+pub(crate) async fn notify_likes_changed(state: &AppState, user: Uuid) -> Result<(), AppError> {
     let count = crate::discovery::likes::count(state, user).await?;
     state
         .events
@@ -381,7 +381,7 @@ async fn open_conversation(
 
 /// Deletes a conversation's messages and metadata, leaves a tombstone so no gateway restores
 /// it, and tells every gateway to close it.
-async fn close_conversation(
+pub(crate) async fn close_conversation(
     state: &AppState,
     resonance_id: Uuid,
     members: [Uuid; 2],

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, spawn_app, Sse, TestApp, TestUser};
 
-async fn with_role(app: &TestApp, role: &str) -> TestUser {
+pub(crate) async fn with_role(app: &TestApp, role: &str) -> TestUser {
     let person = app.register().await;
     app.sql(&format!(
         "UPDATE users SET role = '{role}' WHERE id = '{}'",
@@ -15,7 +15,12 @@ async fn with_role(app: &TestApp, role: &str) -> TestUser {
 }
 
 /// Acts and expects 201; returns the audit entry.
-async fn acted(app: &TestApp, actor: &TestUser, target: &TestUser, body: Value) -> Value {
+pub(crate) async fn acted(
+    app: &TestApp,
+    actor: &TestUser,
+    target: &TestUser,
+    body: Value,
+) -> Value {
     let resp = act(app, actor, target, body).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     resp.json().await.expect("json")

@@ -1344,7 +1344,7 @@ async fn gateway_metrics(app: &crate::helpers::TestApp, base: &str) -> String {
 }
 
 /// Connects `user` and resumes `resonance` from the start (the partner's presence follows).
-async fn connect_and_resume(
+pub(crate) async fn connect_and_resume(
     url: &str,
     user: &crate::helpers::TestUser,
     resonance: Uuid,

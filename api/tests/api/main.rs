@@ -15,6 +15,7 @@ mod magic_link;
 mod openapi;
 mod ops;
 mod photos;
+mod privacy;
 mod profiles;
 mod resonances;
 mod seed;

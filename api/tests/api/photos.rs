@@ -18,7 +18,7 @@ fn picture(w: u32, h: u32) -> RgbImage {
     })
 }
 
-fn jpeg(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
         .write_image(picture(w, h).as_raw(), w, h, image::ExtendedColorType::Rgb8)
@@ -118,7 +118,7 @@ async fn upload(
         .expect("upload")
 }
 
-async fn upload_ok(app: &TestApp, user: &TestUser, bytes: Vec<u8>) -> Value {
+pub(crate) async fn upload_ok(app: &TestApp, user: &TestUser, bytes: Vec<u8>) -> Value {
     let resp = upload(app, user, bytes, "photo.jpg", "image/jpeg").await;
     assert_eq!(
         resp.status(),
@@ -148,7 +148,7 @@ fn webp_chunks(bytes: &[u8]) -> Vec<String> {
     chunks
 }
 
-fn local_objects(app: &TestApp, id: &str) -> Vec<String> {
+pub(crate) fn local_objects(app: &TestApp, id: &str) -> Vec<String> {
     let dir = app.outbox.join("photos").join("photos").join(id);
     match std::fs::read_dir(dir) {
         Ok(entries) => entries

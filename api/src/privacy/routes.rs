@@ -1,0 +1,224 @@
+//! `GET /v1/me/export`, `DELETE /v1/me`.
+use chrono::{DateTime, Utc};
+use poem::web::{cookie::CookieJar, Data};
+use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use super::service;
+use crate::{
+    auth::{cookies, extract::BearerAuth},
+    error::ApiError,
+    error_set,
+    openapi::ApiTags,
+    photos::routes::Photo,
+    profiles::types::Me,
+    resonances::routes::ChatMessage,
+    state::AppState,
+};
+
+error_set!(ExportErrors: [401, 403]);
+error_set!(EraseErrors: [401, 403]);
+
+/// A session of mine, as stored (live, or ended less than seven days ago).
+#[derive(Object)]
+pub struct ExportSession {
+    pub id: Uuid,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// `password`, `magic_link` or `registration`.
+    pub auth_method: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Why it ended: `logout`, `logout_all`, `refresh_token_reuse`, a moderation action…
+    pub revoked_reason: Option<String>,
+}
+
+/// A swipe I made.
+#[derive(Object)]
+pub struct ExportSwipe {
+    /// The person swiped.
+    pub user_id: Uuid,
+    /// `like` or `pass`.
+    pub action: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A résonance of mine, active or ended.
+#[derive(Object)]
+pub struct ExportResonance {
+    pub id: Uuid,
+    /// The other person.
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `unmatch`, `block` or `moderation`.
+    pub ended_reason: Option<String>,
+}
+
+/// Someone I blocked.
+#[derive(Object)]
+pub struct ExportBlock {
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A report I filed.
+#[derive(Object)]
+pub struct ExportReport {
+    pub id: Uuid,
+    /// The person reported (null once their account is erased).
+    pub user_id: Option<Uuid>,
+    pub reason: String,
+    pub details: Option<String>,
+    pub resonance_id: Option<Uuid>,
+    pub photo_id: Option<Uuid>,
+    /// `open`, `in_review`, `actioned` or `dismissed`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A moderation decision about me.
+#[derive(Object)]
+pub struct ExportDecision {
+    /// `warn`, `suspend`, `ban`, `reinstate` or `force_logout`.
+    pub action: String,
+    pub reason: Option<String>,
+    /// End of a suspension.
+    pub until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Everything DESPACIO stores about me (GDPR portability).
+#[derive(Object)]
+#[oai(example)]
+pub struct Export {
+    /// The shape's version: `despacio-export/1`.
+    pub format: String,
+    pub generated_at: DateTime<Utc>,
+    /// Account, profile (bio decrypted), preferences and settings, as `GET /v1/me` answers.
+    pub account: Me,
+    /// My photos (their URLs need my credentials).
+    pub photos: Vec<Photo>,
+    /// Sessions still stored, newest first.
+    pub sessions: Vec<ExportSession>,
+    /// Swipes I made (not who swiped on me).
+    pub swipes: Vec<ExportSwipe>,
+    pub resonances: Vec<ExportResonance>,
+    /// People I blocked.
+    pub blocks: Vec<ExportBlock>,
+    /// Reports I filed.
+    pub reports: Vec<ExportReport>,
+    /// Moderation decisions about me (warnings, suspensions…), without the moderator's name.
+    pub moderation: Vec<ExportDecision>,
+    /// Messages of my active conversations still stored (sent in the last 24 h), both sides,
+    /// oldest first per conversation.
+    pub messages: Vec<ChatMessage>,
+}
+
+impl Example for Export {
+    fn example() -> Self {
+        let at = DateTime::from_timestamp(1_795_564_412, 0).unwrap_or_default();
+        let other = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0002);
+        Self {
+            format: service::EXPORT_FORMAT.into(),
+            generated_at: at,
+            account: Me::example(),
+            photos: vec![Photo::example()],
+            sessions: vec![ExportSession {
+                id: Uuid::nil(),
+                user_agent: Some("DespacioApp/1.4 (iPhone; iOS 19.1)".into()),
+                ip: Some("203.0.113.7".into()),
+                auth_method: "password".into(),
+                created_at: at,
+                last_used_at: at,
+                expires_at: at + chrono::Duration::days(30),
+                revoked_at: None,
+                revoked_reason: None,
+            }],
+            swipes: vec![ExportSwipe {
+                user_id: other,
+                action: "like".into(),
+                created_at: at,
+            }],
+            resonances: vec![ExportResonance {
+                id: Uuid::nil(),
+                user_id: other,
+                created_at: at,
+                ended_at: None,
+                ended_reason: None,
+            }],
+            blocks: vec![],
+            reports: vec![],
+            moderation: vec![],
+            messages: vec![ChatMessage::example()],
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum Exported {
+    /// The whole export, as a JSON file to save (`Content-Disposition: attachment`).
+    #[oai(status = 200)]
+    Ok(
+        Json<Export>,
+        #[oai(header = "Content-Disposition")] String,
+        #[oai(header = "Cache-Control")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum Erased {
+    /// Erased: nothing of the account remains; its tokens no longer work.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+pub struct PrivacyApi;
+
+#[OpenApi(prefix_path = "/v1", tag = "ApiTags::Me")]
+impl PrivacyApi {
+    /// Export my data
+    ///
+    /// Everything stored about me, as one JSON document (GDPR portability): account, profile,
+    /// preferences, settings, photos, sessions, the swipes I made, résonances, blocks, reports I
+    /// filed, moderation decisions about me and the messages of my active conversations still
+    /// stored (24 h). Photos are listed with their URLs; fetch them with my credentials.
+    #[oai(path = "/me/export", method = "get", operation_id = "exportMyData")]
+    async fn export(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Exported, ApiError<ExportErrors>> {
+        let me = auth.0.user_id;
+        let export = service::export(&state, me).await?;
+        Ok(Exported::Ok(
+            Json(export),
+            format!("attachment; filename=\"despacio-export-{me}.json\""),
+            "no-store".into(),
+        ))
+    }
+
+    /// Erase my account
+    ///
+    /// Deletes the account for good, everywhere: profile, photos (from the object store too),
+    /// swipes, résonances and their conversations (each match is told, as for an unmatch),
+    /// blocks, reports, sessions, and every Redis key naming me; moderation decisions stay,
+    /// naming nobody. Every session ends at once (chat connections close with 4003, event
+    /// streams end with `account.erased`). Needs a recent authentication (login, registration,
+    /// magic link or `POST /v1/auth/reauthenticate` within `REAUTH_WINDOW_S`), otherwise 403
+    /// `reauthentication-required`. If the photo store is unavailable the answer is 503 and
+    /// nothing else is erased yet: sign in again and retry.
+    #[oai(path = "/me", method = "delete", operation_id = "eraseMe")]
+    async fn erase(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        jar: &CookieJar,
+    ) -> Result<Erased, ApiError<EraseErrors>> {
+        service::erase(&state, &auth.0).await?;
+        cookies::clear_session_cookies(jar, &state.settings);
+        Ok(Erased::NoContent)
+    }
+}
