@@ -2,10 +2,10 @@
 //! `WORKER_ADDR`.
 //!
 //! It sweeps what has expired (used or expired magic links, sessions that ended more than 7 days
-//! ago, chat messages past their 24 hours in conversations nobody writes to any more) every
-//! minute, and prepares discovery queues in the background: every few seconds it
-//! takes the most recently active people whose queue is missing or about to expire and rebuilds
-//! them, [`QUEUE_WORKERS`] at a time, refreshing the queue table's planner statistics first
+//! ago, chat messages past their 24 hours in conversations nobody writes to any more, photo
+//! objects whose deletion failed when their rows went) every minute, and prepares discovery
+//! queues in the background: every few seconds it takes the most recently active people whose
+//! queue is missing or about to expire and rebuilds them, [`QUEUE_WORKERS`] at a time, refreshing the queue table's planner statistics first
 //! when they are far behind ([`analyze_queue_if_stale`]). Analytics roll-ups join it with their
 //! issue. Everything is idempotent, so any number of workers can run side by side (two workers
 //! may occasionally rebuild the same queue twice).
@@ -157,6 +157,11 @@ pub async fn run(
                     match sweep(&sweep_state.db).await {
                         Ok(n) => tracing::info!(rows = n, "sweep done"),
                         Err(e) => tracing::error!(error = %e, "sweep failed"),
+                    }
+                    match crate::photos::service::purge_scheduled_objects(&sweep_state).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(photos = n, "scheduled photo objects deleted"),
+                        Err(e) => tracing::error!(error = %e, "photo object purge failed"),
                     }
                     match trim_expired_messages(&sweep_state).await {
                         Ok(0) => {}

@@ -354,17 +354,20 @@ return 'ok'
 "#;
 
 /// A gateway starts holding someone. KEYS: presence set, and (optionally) the connecting
-/// session's revocation key, then (optionally) the connecting token's "verified" mark. ARGV:
+/// session's revocation key, then (optionally) the connecting token's "verified" mark, then
+/// (optionally) the person's erasure mark. ARGV:
 /// instance, expiry (ms), now (ms), presence channel, "online" frame, key ttl (ms), and with a
 /// mark: `check` or `remember`, the token's expiry (ms since the epoch). Returns -2 and changes
 /// nothing when asked to `check` a mark that does not exist (the token's signature must be
 /// checked first: only then may its holder learn whether the session is revoked), -1 and
-/// changes nothing when the session is revoked (a revoked session never shows as online);
+/// changes nothing when the session is revoked or the account is being erased (neither ever
+/// shows as online);
 /// otherwise (after setting the mark when asked to `remember` it) how many
 /// gateways held them before, and publishes the frame when that was none.
 pub const PRESENCE_UP: &str = r#"
 if KEYS[3] and ARGV[7] == 'check' and redis.call('EXISTS', KEYS[3]) == 0 then return -2 end
 if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 if KEYS[3] and ARGV[7] == 'remember' then redis.call('SET', KEYS[3], '1', 'PXAT', ARGV[8]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
 local before = redis.call('ZCARD', KEYS[1])

@@ -15,6 +15,8 @@
 //! - `m20261125_000007_create_discovery_queue`: per-person candidate queues, discovery indexes.
 //! - `m20261125_000008_photo_card_index`: covering index for the cards' photo lists.
 //! - `m20261125_000009_queue_generation_ranks`: drops queues ranked the old way (rebuilt on demand).
+//! - `m20261125_000010_discovery_mirror`: discovery's copies of preferences and status on profiles.
+//! - `m20261207_000011_object_deletions`: photo objects still to delete after their rows went.
 //!
 //! Rules: never edit a migration that has been applied somewhere; add a new one. Every migration
 //! has a `down`.
@@ -31,6 +33,7 @@ mod m20261125_000007_create_discovery_queue;
 mod m20261125_000008_photo_card_index;
 mod m20261125_000009_queue_generation_ranks;
 mod m20261125_000010_discovery_mirror;
+mod m20261207_000011_object_deletions;
 
 /// The ordered list of DESPACIO's migrations.
 pub struct Migrator;
@@ -49,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_photo_card_index::Migration),
             Box::new(m20261125_000009_queue_generation_ranks::Migration),
             Box::new(m20261125_000010_discovery_mirror::Migration),
+            Box::new(m20261207_000011_object_deletions::Migration),
         ]
     }
 }

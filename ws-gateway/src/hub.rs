@@ -632,6 +632,7 @@ impl Hub {
             keys.chat_presence(&user),
             keys.revoked_session(&conn.session),
             mark.to_owned(),
+            keys.erased_user(&user),
         ];
         let before: i64 = self
             .store

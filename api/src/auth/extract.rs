@@ -46,11 +46,16 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
 /// Verifies an access token and that its session is still alive.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, AppError> {
     let claims = state.jwt.verify(token)?;
-    let revoked: bool = state
+    // One round trip: the session's revocation, and the account's erasure (which refuses every
+    // token of the person at once, even one from a session opened while it runs).
+    let revoked: i64 = state
         .redis
-        .exists(state.keys.revoked_session(&claims.sid))
+        .exists(vec![
+            state.keys.revoked_session(&claims.sid),
+            state.keys.erased_user(&claims.sub),
+        ])
         .await?;
-    if revoked {
+    if revoked > 0 {
         return Err(AppError::Unauthorized {
             kind: "session-revoked",
             detail: "this session has been signed out",

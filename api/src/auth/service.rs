@@ -577,26 +577,39 @@ pub async fn revoke_sessions(
         .filter(sessions::Column::RevokedAt.is_null())
         .exec_with_returning(&state.db)
         .await?;
+    let ids: Vec<(Uuid, Uuid)> = revoked.iter().map(|s| (s.id, s.user_id)).collect();
+    announce_revoked(state, &ids, reason).await?;
+    Ok(ids.into_iter().map(|(id, _)| id).collect())
+}
+
+/// Makes revoked sessions' access tokens stop working (a Redis mark for the rest of their
+/// lifetime) and tells the gateways (they close those connections with 4003). `sessions` are
+/// `(session id, user id)` pairs.
+pub async fn announce_revoked(
+    state: &AppState,
+    sessions: &[(Uuid, Uuid)],
+    reason: &str,
+) -> Result<(), AppError> {
     let ttl = state.settings.access_token_ttl.as_secs() as i64 + 60;
-    for session in &revoked {
+    for (session, user) in sessions {
         let _: () = state
             .redis
             .set(
-                state.keys.revoked_session(&session.id),
+                state.keys.revoked_session(session),
                 reason,
                 Some(fred::types::Expiration::EX(ttl)),
                 None,
                 false,
             )
             .await?;
-        let event = serde_json::json!({"session_id": session.id, "user_id": session.user_id, "reason": reason});
+        let event = serde_json::json!({"session_id": session, "user_id": user, "reason": reason});
         let _: i64 = state
             .redis
             .next()
             .publish(state.keys.revocations_channel(), event.to_string())
             .await?;
     }
-    Ok(revoked.into_iter().map(|s| s.id).collect())
+    Ok(())
 }
 
 /// Live sessions of a user, most recently used first.

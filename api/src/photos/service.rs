@@ -172,7 +172,7 @@ async fn insert_row(
 }
 
 /// Deletes every variant of a photo from the object store (a missing one counts as deleted).
-pub async fn delete_objects(state: &AppState, storage_key: &str) -> anyhow::Result<()> {
+async fn delete_objects(state: &AppState, storage_key: &str) -> anyhow::Result<()> {
     for (variant, _) in processing::VARIANTS {
         state
             .photos
@@ -186,6 +186,72 @@ async fn remove_objects(state: &AppState, storage_key: &str) {
     if let Err(e) = delete_objects(state, storage_key).await {
         tracing::warn!(error = %e, "photo object not deleted");
     }
+}
+
+/// Records, in the transaction that deletes their rows, photos whose objects must go: if the
+/// store fails afterwards, the worker deletes them later ([`purge_objects`]).
+pub async fn schedule_object_deletions(
+    txn: &impl ConnectionTrait,
+    storage_keys: &[String],
+) -> Result<(), AppError> {
+    if storage_keys.is_empty() {
+        return Ok(());
+    }
+    txn.execute(stmt(
+        "INSERT INTO object_deletions (storage_key) SELECT unnest($1::text[])
+         ON CONFLICT (storage_key) DO NOTHING",
+        vec![storage_keys.to_vec().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Deletes the objects of scheduled photos and forgets those that went; the others stay
+/// scheduled (logged) for the worker. Returns how many went.
+pub async fn purge_objects(state: &AppState, storage_keys: &[String]) -> Result<u64, AppError> {
+    let (mut gone, mut failed) = (Vec::new(), Vec::new());
+    for key in storage_keys {
+        match delete_objects(state, key).await {
+            Ok(()) => gone.push(key.clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, "photo objects not deleted yet (retried)");
+                failed.push(key.clone());
+            }
+        }
+    }
+    for (sql, keys) in [
+        (
+            "DELETE FROM object_deletions WHERE storage_key = ANY($1)",
+            &gone,
+        ),
+        (
+            "UPDATE object_deletions SET attempts = attempts + 1 WHERE storage_key = ANY($1)",
+            &failed,
+        ),
+    ] {
+        if !keys.is_empty() {
+            state
+                .db
+                .execute(stmt(sql, vec![keys.clone().into()]))
+                .await?;
+        }
+    }
+    Ok(gone.len() as u64)
+}
+
+/// The worker's pass: retries the oldest scheduled deletions (100 at most).
+pub async fn purge_scheduled_objects(state: &AppState) -> Result<u64, AppError> {
+    let keys: Vec<String> = state
+        .db
+        .query_all(stmt(
+            "SELECT storage_key FROM object_deletions ORDER BY created_at LIMIT 100",
+            vec![],
+        ))
+        .await?
+        .iter()
+        .filter_map(|row| row.try_get::<String>("", "storage_key").ok())
+        .collect();
+    purge_objects(state, &keys).await
 }
 
 /// `GET /v1/me/photos`.
@@ -213,8 +279,10 @@ pub async fn delete(state: &AppState, me: Uuid, id: Uuid) -> Result<(), AppError
         vec![me.into(), row.position.into()],
     ))
     .await?;
+    let keys = [row.storage_key];
+    schedule_object_deletions(&txn, &keys).await?;
     txn.commit().await?;
-    remove_objects(state, &row.storage_key).await;
+    purge_objects(state, &keys).await?;
     Ok(())
 }
 

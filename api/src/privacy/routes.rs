@@ -16,7 +16,7 @@ use crate::{
     state::AppState,
 };
 
-error_set!(ExportErrors: [401, 403]);
+error_set!(ExportErrors: [401]);
 error_set!(EraseErrors: [401, 403]);
 
 /// A session of mine, as stored (live, or ended less than seven days ago).
@@ -31,7 +31,8 @@ pub struct ExportSession {
     pub last_used_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
-    /// Why it ended: `logout`, `logout_all`, `refresh_token_reuse`, a moderation action…
+    /// Why it ended: `logout`, `logout_all`, `revoked_by_user`, `password_changed`,
+    /// `refresh_token_reused`, `moderation:<action>`…
     pub revoked_reason: Option<String>,
 }
 
@@ -53,7 +54,8 @@ pub struct ExportResonance {
     pub user_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
-    /// `unmatch`, `block` or `moderation`.
+    /// `unmatch`, `block` or `moderation` when I ended it; null when the other person did (or
+    /// a moderator): why is theirs.
     pub ended_reason: Option<String>,
 }
 
@@ -90,7 +92,8 @@ pub struct ExportDecision {
     pub created_at: DateTime<Utc>,
 }
 
-/// Everything DESPACIO stores about me (GDPR portability).
+/// What DESPACIO stores about me (GDPR portability); discovery's internal queues and read
+/// receipts are not included.
 #[derive(Object)]
 #[oai(example)]
 pub struct Export {
@@ -99,6 +102,10 @@ pub struct Export {
     pub generated_at: DateTime<Utc>,
     /// Account, profile (bio decrypted), preferences and settings, as `GET /v1/me` answers.
     pub account: Me,
+    /// My last activity (sign-in, refresh).
+    pub last_active_at: DateTime<Utc>,
+    /// When my email was verified.
+    pub email_verified_at: Option<DateTime<Utc>>,
     /// My photos (their URLs need my credentials).
     pub photos: Vec<Photo>,
     /// Sessions still stored, newest first.
@@ -125,6 +132,8 @@ impl Example for Export {
             format: service::EXPORT_FORMAT.into(),
             generated_at: at,
             account: Me::example(),
+            last_active_at: at,
+            email_verified_at: Some(at),
             photos: vec![Photo::example()],
             sessions: vec![ExportSession {
                 id: Uuid::nil(),
@@ -170,7 +179,7 @@ pub enum Exported {
 
 #[derive(ApiResponse)]
 pub enum Erased {
-    /// Erased: nothing of the account remains; its tokens no longer work.
+    /// Erased: the account and everything it owned are gone; every token of it is refused.
     #[oai(status = 204)]
     NoContent,
 }
@@ -204,12 +213,12 @@ impl PrivacyApi {
     ///
     /// Deletes the account for good, everywhere: profile, photos (from the object store too),
     /// swipes, résonances and their conversations (each match is told, as for an unmatch),
-    /// blocks, reports, sessions, and every Redis key naming me; moderation decisions stay,
-    /// naming nobody. Every session ends at once (chat connections close with 4003, event
-    /// streams end with `account.erased`). Needs a recent authentication (login, registration,
-    /// magic link or `POST /v1/auth/reauthenticate` within `REAUTH_WINDOW_S`), otherwise 403
-    /// `reauthentication-required`. If the photo store is unavailable the answer is 503 and
-    /// nothing else is erased yet: sign in again and retry.
+    /// blocks, sessions, and my keys in Redis. Moderation decisions and reports stay for the
+    /// moderators, naming nobody (what I wrote in my reports is removed). Every token of mine
+    /// is refused at once (chat connections close with 4003, event streams end with
+    /// `account.erased`). Needs a recent authentication (login, registration, magic link or
+    /// `POST /v1/auth/reauthenticate` within `REAUTH_WINDOW_S`), otherwise 403
+    /// `reauthentication-required`. A 503 means nothing was erased: retry.
     #[oai(path = "/me", method = "delete", operation_id = "eraseMe")]
     async fn erase(
         &self,

@@ -1,7 +1,7 @@
 //! Export and erasure (see the module's documentation for what each covers, and in which order
 //! erasure works).
 use chrono::{DateTime, Utc};
-use entities::{sessions, users};
+use entities::sessions;
 use fred::{prelude::KeysInterface, types::scan::ScanType};
 use futures_util::TryStreamExt;
 use sea_orm::{
@@ -66,14 +66,25 @@ async fn active_resonances(state: &AppState, me: Uuid) -> Result<Vec<Pair>, AppE
     .await?)
 }
 
+/// What the erasure's transaction found and removed, for the clean-up after it.
+struct Removed {
+    email_hash: Vec<u8>,
+    /// Sessions still live (their tokens get revocation marks; the rows are gone).
+    sessions: Vec<(Uuid, Uuid)>,
+    /// Photos whose objects must go (scheduled in `object_deletions`).
+    photos: Vec<String>,
+    /// Active résonances (their conversations are closed, the partners told).
+    resonances: Vec<Pair>,
+    /// People this person liked (their likes-received lists change).
+    liked: Vec<Uuid>,
+}
+
 /// `DELETE /v1/me`: removes the person everywhere.
 pub async fn erase(state: &AppState, caller: &Caller) -> Result<(), AppError> {
     caller.require_recent_auth(state)?;
     let me = caller.user_id;
-    let account = users::Entity::find_by_id(me)
-        .one(&state.db)
-        .await?
-        .ok_or_else(gone)?;
+    // From here on no token of theirs is accepted (API and gateways), even one from a session
+    // opened on another device while this runs.
     let mark = state.keys.erased_user(&me);
     let _: () = state
         .redis
@@ -85,48 +96,92 @@ pub async fn erase(state: &AppState, caller: &Caller) -> Result<(), AppError> {
             false,
         )
         .await?;
-    crate::auth::service::revoke_sessions(state, sessions::Column::UserId.eq(me), ERASED).await?;
-    for photo in crate::photos::service::list(state, me).await? {
-        crate::photos::service::delete_objects(state, &photo.storage_key)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "erasure: photo objects not deleted");
-                AppError::Unavailable(
-                    "the photo store is unavailable: nothing was erased yet; sign in and retry",
-                )
-            })?;
+    let removed = match remove_rows(state, me).await {
+        Ok(removed) => removed,
+        Err(e) => {
+            // Nothing was deleted: the account works again.
+            let undone: Result<i64, _> = state.redis.del(&mark).await;
+            if let Err(e) = undone {
+                tracing::error!(error = %e, "erasure failed and its mark stays (an hour)");
+            }
+            return Err(e);
+        }
+    };
+    tracing::info!(user_id = %me, "account erased");
+    // The account is gone. The clean-up runs on a task of its own, so that it finishes even if
+    // the client goes away; its failures are logged (what it leaves expires, and photo objects
+    // are retried by the worker), never answered: the erasure happened.
+    let state = state.clone();
+    let cleanup = tokio::spawn(async move { clean_up(&state, me, removed).await });
+    if let Err(e) = cleanup.await {
+        tracing::error!(error = %e, "erasure clean-up task failed");
     }
-    for pair in active_resonances(state, me).await? {
-        crate::resonances::service::close_conversation(state, pair.id, [pair.user_a, pair.user_b])
-            .await?;
-        state
-            .events
-            .publish(
-                pair.other(me),
-                "resonance.removed",
-                json!({"resonance_id": pair.id}),
-            )
-            .await?;
-    }
-    // People whose likes-received list loses this person's like.
-    let liked: Vec<Uuid> = state
-        .db
+    Ok(())
+}
+
+/// The transaction: the account row is locked first, so anything a concurrent request would
+/// add for the person (a session, a photo, a swipe, a résonance: all reference the row) waits
+/// and then fails; everything is read inside it.
+async fn remove_rows(state: &AppState, me: Uuid) -> Result<Removed, AppError> {
+    let txn = state.db.begin().await?;
+    let email_hash: Vec<u8> = txn
+        .query_one(stmt(
+            "SELECT email_hash FROM users WHERE id = $1 FOR UPDATE",
+            vec![me.into()],
+        ))
+        .await?
+        .ok_or_else(gone)?
+        .try_get("", "email_hash")?;
+    let column = |rows: Vec<sea_orm::QueryResult>, name: &str| -> Vec<Uuid> {
+        rows.iter()
+            .filter_map(|row| row.try_get::<Uuid>("", name).ok())
+            .collect()
+    };
+    let sessions = column(
+        txn.query_all(stmt(
+            "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL",
+            vec![me.into()],
+        ))
+        .await?,
+        "id",
+    )
+    .into_iter()
+    .map(|id| (id, me))
+    .collect();
+    let photos: Vec<String> = txn
         .query_all(stmt(
-            "SELECT target_id FROM swipes WHERE swiper_id = $1 AND action = 'like'",
+            "DELETE FROM photos WHERE user_id = $1 RETURNING storage_key",
             vec![me.into()],
         ))
         .await?
         .iter()
-        .filter_map(|row| row.try_get::<Uuid>("", "target_id").ok())
+        .filter_map(|row| row.try_get::<String>("", "storage_key").ok())
         .collect();
-    let txn = state.db.begin().await?;
+    crate::photos::service::schedule_object_deletions(&txn, &photos).await?;
+    let resonances = Pair::find_by_statement(stmt(
+        "SELECT id, user_a, user_b FROM resonances
+         WHERE (user_a = $1 OR user_b = $1) AND ended_at IS NULL ORDER BY created_at",
+        vec![me.into()],
+    ))
+    .all(&txn)
+    .await?;
+    let liked = column(
+        txn.query_all(stmt(
+            "SELECT target_id FROM swipes WHERE swiper_id = $1 AND action = 'like'",
+            vec![me.into()],
+        ))
+        .await?,
+        "target_id",
+    );
     for (sql, value) in [
         (
             "DELETE FROM magic_links WHERE email_hash = $1",
-            sea_orm::Value::from(account.email_hash.clone()),
+            sea_orm::Value::from(email_hash.clone()),
         ),
+        // Reports stay for the moderators (others' safety); what this person wrote goes, and
+        // the cascade cuts their id from them.
         (
-            "DELETE FROM reports WHERE reporter_id = $1 OR reported_user_id = $1",
+            "UPDATE reports SET details = NULL WHERE reporter_id = $1",
             me.into(),
         ),
         (
@@ -146,36 +201,95 @@ pub async fn erase(state: &AppState, caller: &Caller) -> Result<(), AppError> {
         txn.execute(stmt(sql, vec![value])).await?;
     }
     txn.commit().await?;
-    tracing::info!(user_id = %me, "account erased");
-    for person in liked {
-        crate::resonances::service::notify_likes_changed(state, person).await?;
-    }
-    // The last event of the person's open streams (they end after it), then their buffer.
-    state
-        .events
-        .publish(me, "account.erased", json!({}))
-        .await?;
-    state.events.forget(me).await?;
-    sweep_keys(state, me, &account.email_hash, &mark).await
+    Ok(Removed {
+        email_hash,
+        sessions,
+        photos,
+        resonances,
+        liked,
+    })
 }
 
-/// Deletes every key of the deployment that names the person (one `SCAN`; erasure is rare),
-/// and the rate-limit counters named by their email's blind index. Keeps the erasure mark.
-async fn sweep_keys(
-    state: &AppState,
-    me: Uuid,
-    email_hash: &[u8],
-    mark: &str,
-) -> Result<(), AppError> {
-    let pattern = format!("{}*{me}*", glob_escape(state.keys.prefix()));
-    let mut keys: Vec<String> = state
+/// Logs a clean-up step's failure and goes on.
+fn logged<T>(step: &str, result: Result<T, AppError>) {
+    if let Err(e) = result {
+        tracing::error!(error = %e, step, "erasure clean-up step failed");
+    }
+}
+
+async fn clean_up(state: &AppState, me: Uuid, removed: Removed) {
+    logged(
+        "revocations",
+        crate::auth::service::announce_revoked(state, &removed.sessions, ERASED).await,
+    );
+    logged(
+        "photo objects",
+        crate::photos::service::purge_objects(state, &removed.photos).await,
+    );
+    for pair in &removed.resonances {
+        logged(
+            "conversation",
+            crate::resonances::service::close_conversation(
+                state,
+                pair.id,
+                [pair.user_a, pair.user_b],
+            )
+            .await,
+        );
+        logged(
+            "partner event",
+            state
+                .events
+                .publish(
+                    pair.other(me),
+                    "resonance.removed",
+                    json!({"resonance_id": pair.id}),
+                )
+                .await,
+        );
+    }
+    for person in &removed.liked {
+        logged(
+            "likes event",
+            crate::resonances::service::notify_likes_changed(state, *person).await,
+        );
+    }
+    // The last event of the person's open streams (they end after it), then their buffer.
+    logged(
+        "own event",
+        state.events.publish(me, "account.erased", json!({})).await,
+    );
+    logged("event buffer", state.events.forget(me).await);
+    logged("keys", sweep_keys(state, me, &removed.email_hash).await);
+}
+
+/// Deletes the person's own keys: presence, last seen, rate-limit counters (named by their id,
+/// or by their email's blind index) and stored idempotent answers. One `SCAN` finds the keys
+/// whose name holds the id; only those of these shapes go (another person's key may hold the
+/// id too, in an idempotency key they chose). The erasure mark stays.
+async fn sweep_keys(state: &AppState, me: Uuid, email_hash: &[u8]) -> Result<(), AppError> {
+    let prefix = state.keys.prefix();
+    let id = me.to_string();
+    let own_answers = state.keys.idempotency(&format!("user:{me}"), "");
+    let rate_limits = format!("{prefix}rl:");
+    let pattern = format!("{}*{id}*", glob_escape(prefix));
+    let found: Vec<String> = state
         .redis
         .next()
         .scan_buffered(pattern, Some(1000), None::<ScanType>)
         .map_ok(|key| key.into_string().unwrap_or_default())
         .try_collect()
         .await?;
-    keys.retain(|k| !k.is_empty() && k != mark);
+    let mut keys: Vec<String> = found
+        .into_iter()
+        .filter(|k| {
+            k.starts_with(&own_answers)
+                || k.strip_prefix(&rate_limits)
+                    .is_some_and(|rest| rest.split(':').skip(1).any(|part| part == id))
+        })
+        .collect();
+    keys.push(state.keys.chat_presence(&me));
+    keys.push(state.keys.chat_last_seen(&me));
     let subject = crate::auth::service::account_subject(email_hash);
     for limit in ["login_per_account", "magic_link_per_email"] {
         keys.push(state.keys.rate_limit(limit, &subject));
@@ -186,7 +300,7 @@ async fn sweep_keys(
     Ok(())
 }
 
-/// `pattern` matching itself literally in a `SCAN MATCH` glob.
+/// `text` matching itself literally in a `SCAN MATCH` glob.
 fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -212,6 +326,7 @@ struct ResonanceRow {
     user_b: Uuid,
     created_at: DateTime<Utc>,
     ended_at: Option<DateTime<Utc>>,
+    ended_by: Option<Uuid>,
     ended_reason: Option<String>,
 }
 
@@ -244,6 +359,14 @@ struct DecisionRow {
 /// `GET /v1/me/export`: everything stored about the person.
 pub async fn export(state: &AppState, me: Uuid) -> Result<Export, AppError> {
     let account = crate::profiles::service::me(state, me).await?;
+    let times = state
+        .db
+        .query_one(stmt(
+            "SELECT last_active_at, email_verified_at FROM users WHERE id = $1",
+            vec![me.into()],
+        ))
+        .await?
+        .ok_or_else(gone)?;
     let photos = crate::photos::service::list(state, me).await?;
     let sessions = sessions::Entity::find()
         .filter(sessions::Column::UserId.eq(me))
@@ -278,7 +401,7 @@ pub async fn export(state: &AppState, me: Uuid) -> Result<Export, AppError> {
     })
     .collect();
     let resonances: Vec<ExportResonance> = ResonanceRow::find_by_statement(stmt(
-        "SELECT id, user_a, user_b, created_at, ended_at, ended_reason FROM resonances
+        "SELECT id, user_a, user_b, created_at, ended_at, ended_by, ended_reason FROM resonances
          WHERE user_a = $1 OR user_b = $1 ORDER BY created_at",
         vec![me.into()],
     ))
@@ -290,7 +413,8 @@ pub async fn export(state: &AppState, me: Uuid) -> Result<Export, AppError> {
         user_id: if r.user_a == me { r.user_b } else { r.user_a },
         created_at: r.created_at,
         ended_at: r.ended_at,
-        ended_reason: r.ended_reason,
+        // Why someone else ended it (a block, their ban) is theirs: the app never says.
+        ended_reason: r.ended_reason.filter(|_| r.ended_by == Some(me)),
     })
     .collect();
     let blocks = BlockRow::find_by_statement(stmt(
@@ -369,6 +493,8 @@ pub async fn export(state: &AppState, me: Uuid) -> Result<Export, AppError> {
         format: EXPORT_FORMAT.into(),
         generated_at: Utc::now(),
         account,
+        last_active_at: times.try_get("", "last_active_at")?,
+        email_verified_at: times.try_get("", "email_verified_at")?,
         photos: photos
             .into_iter()
             .map(|p| crate::photos::routes::to_api(state, p))

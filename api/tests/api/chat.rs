@@ -900,7 +900,7 @@ async fn bob_watching_alice(
 
 /// Bob's tablet connects to `url` and sends a message: the next frame Bob's `b` gets must be it
 /// (pub/sub keeps the order, so a presence published before would have come first).
-async fn told_nothing_until_his_tablet_speaks(
+pub(crate) async fn told_nothing_until_his_tablet_speaks(
     url: &str,
     bob: &crate::helpers::TestUser,
     resonance: Uuid,

@@ -414,6 +414,34 @@ async fn six_photos_at_most_reorder_and_delete_with_their_objects() {
 }
 
 #[tokio::test]
+async fn objects_whose_deletion_failed_are_deleted_by_the_worker() {
+    let app = spawn_app().await;
+    let ana = app.person(json!({})).await;
+    let id = upload_ok(&app, &ana, jpeg(200, 150)).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(local_objects(&app, &id).len(), 2);
+    // The row went and its deletion was scheduled, but the store failed then (as an erasure
+    // or a photo deletion leaves it when the object store is down).
+    app.sql(&format!(
+        "WITH gone AS (DELETE FROM photos WHERE id = '{id}' RETURNING storage_key)
+         INSERT INTO object_deletions (storage_key) SELECT storage_key FROM gone"
+    ))
+    .await;
+    let purged = api::photos::service::purge_scheduled_objects(&app.state)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 1);
+    assert!(local_objects(&app, &id).is_empty(), "objects removed");
+    assert_eq!(
+        app.sql_value::<i64>("SELECT count(*) FROM object_deletions")
+            .await,
+        Some(0)
+    );
+}
+
+#[tokio::test]
 async fn others_see_approved_photos_only_and_never_through_a_block() {
     let app = spawn_app_with(&[("PHOTO_REVIEW", "before")]).await;
     let (ana, bob) = (app.person(json!({})).await, app.person(json!({})).await);

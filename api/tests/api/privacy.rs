@@ -1,12 +1,13 @@
 //! GDPR: `GET /v1/me/export` and `DELETE /v1/me`.
-use fred::prelude::{KeysInterface, LuaInterface, SortedSetsInterface};
+use fred::prelude::KeysInterface;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::{
     admin::{acted, with_role},
-    chat::connect_and_resume,
+    chat::{connect_and_resume, told_nothing_until_his_tablet_speaks},
+    chat_client::Auth,
     chat_client::ChatClient,
     helpers::{assert_problem, spawn_app, Sse, TestApp},
     photos::{jpeg, local_objects, upload_ok},
@@ -93,6 +94,7 @@ async fn erasure_needs_a_recent_authentication_and_a_token() {
             .await,
         Some(1)
     );
+    assert_eq!(keys_naming(&app, alice.id).await.len(), 0);
 }
 
 #[tokio::test]
@@ -110,7 +112,25 @@ async fn erasure_removes_the_person_everywhere_and_tells_their_matches() {
     let photo = upload_ok(&app, &alice, jpeg(640, 480)).await;
     let photo_id = photo["id"].as_str().expect("photo id").to_owned();
     assert_eq!(local_objects(&app, &photo_id).len(), 2);
-    let resonance = app.resonance(&alice, &bob).await;
+    // Bob likes back with an idempotency key of his own that names her: his stored answer.
+    app.swipe(&alice, &bob, "like").await;
+    let bobs_key = format!("like-{}", alice.id);
+    let resp = app
+        .client
+        .post(app.url("/v1/swipes"))
+        .bearer_auth(&bob.access)
+        .header("Idempotency-Key", &bobs_key)
+        .json(&json!({"target_id": alice.id, "action": "like"}))
+        .send()
+        .await
+        .expect("swipe");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let answer: Value = resp.json().await.expect("json");
+    let resonance: Uuid = answer["resonance"]["id"]
+        .as_str()
+        .expect("résonance")
+        .parse()
+        .expect("uuid");
     // A like Carol sees in her likes received, sent with an idempotency key (a stored answer).
     let resp = app
         .client
@@ -131,6 +151,7 @@ async fn erasure_removes_the_person_everywhere_and_tells_their_matches() {
         .post("/v1/auth/magic-link", json!({"email": alice.email}))
         .await;
     assert!(resp.status().is_success(), "{}", resp.status());
+    let link = app.magic_token(&alice.email);
     app.sql(&format!(
         "INSERT INTO reports (id, reporter_id, reported_user_id, reason, details) VALUES
            ('{}', '{}', '{}', 'spam', 'Alice says Dan sells things'),
@@ -168,12 +189,26 @@ async fn erasure_removes_the_person_everywhere_and_tells_their_matches() {
     assert_eq!(removed["data"]["resonance_id"], resonance.to_string());
     let likes = carols.next_of("likes.changed").await.data.expect("data");
     assert_eq!(likes["data"]["count"], 0);
-    // Her tokens and password no longer work.
-    assert_problem(app.get_authed("/v1/me", &alice.access).await, 401, "").await;
-    assert_problem(erase(&app, &alice.access).await, 401, "").await;
+    // Her tokens, password and sign-in link no longer work (the link does not make a new account).
+    assert_problem(
+        app.get_authed("/v1/me", &alice.access).await,
+        401,
+        "session-revoked",
+    )
+    .await;
+    assert_problem(erase(&app, &alice.access).await, 401, "session-revoked").await;
     let resp = app.login(&alice.email, &alice.password).await;
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    // No row of any table mentions her; the moderation decision stays, naming nobody.
+    assert_problem(resp, 401, "invalid-credentials").await;
+    let resp = app
+        .post("/v1/auth/magic-link/verify", json!({"token": link}))
+        .await;
+    assert_problem(resp, 401, "invalid-magic-link").await;
+    assert_eq!(
+        app.sql_value::<i64>("SELECT count(*) FROM users").await,
+        Some(4)
+    );
+    // No row of any table mentions her; reports and the moderation decision stay, naming
+    // nobody, without what she wrote.
     assert_eq!(
         rows_mentioning(&app, &alice.id.to_string()).await,
         Vec::<String>::new()
@@ -184,8 +219,20 @@ async fn erasure_removes_the_person_everywhere_and_tells_their_matches() {
         Some(0)
     );
     assert_eq!(
-        app.sql_value::<i64>("SELECT count(*) FROM reports").await,
-        Some(0)
+        app.sql_value::<String>(
+            "SELECT concat_ws(' | ', reporter_id, reported_user_id, details) FROM reports
+             WHERE reason = 'spam'"
+        )
+        .await,
+        Some(format!("{}", dan.id))
+    );
+    assert_eq!(
+        app.sql_value::<String>(
+            "SELECT concat_ws(' | ', reporter_id, reported_user_id, details) FROM reports
+             WHERE reason = 'other'"
+        )
+        .await,
+        Some(format!("{} | Carol says Alice was rude", carol.id))
     );
     assert_eq!(
         app.sql_value::<i64>(
@@ -195,12 +242,37 @@ async fn erasure_removes_the_person_everywhere_and_tells_their_matches() {
         .await,
         Some(1)
     );
-    // The others are untouched.
+    // The others are untouched, Bob's stored answer that names her included.
     for person in [&bob, &carol, &dan] {
         app.get_json("/v1/me", &person.access).await;
     }
+    assert_eq!(
+        app.sql_value::<i64>(&format!(
+            "SELECT count(*) FROM swipes WHERE swiper_id = '{}'",
+            dan.id
+        ))
+        .await,
+        Some(0),
+        "Dan's pass on her went with her"
+    );
+    let bobs_answer: i64 = app
+        .state
+        .redis
+        .exists(
+            app.state
+                .keys
+                .idempotency(&format!("user:{}", bob.id), &bobs_key),
+        )
+        .await
+        .expect("exists");
+    assert_eq!(bobs_answer, 1);
     // Her photos' objects are gone from the store; Bob's conversation with her too.
     assert_eq!(local_objects(&app, &photo_id), Vec::<String>::new());
+    assert_eq!(
+        app.sql_value::<i64>("SELECT count(*) FROM object_deletions")
+            .await,
+        Some(0)
+    );
     let keys = &app.state.keys;
     let conversation: i64 = app
         .state
@@ -216,15 +288,20 @@ async fn erasure_removes_the_person_everywhere_and_tells_their_matches() {
         app.get_json("/v1/resonances", &bob.access).await["items"],
         json!([])
     );
-    // In Redis only the erasure mark names her, for an hour at most.
+    // In Redis only the erasure mark and Bob's answer name her; the mark for an hour at most.
     let mark = keys.erased_user(&alice.id);
-    assert_eq!(keys_naming(&app, alice.id).await, vec![mark.clone()]);
+    let mut expected = vec![
+        mark.clone(),
+        keys.idempotency(&format!("user:{}", bob.id), &bobs_key),
+    ];
+    expected.sort();
+    assert_eq!(keys_naming(&app, alice.id).await, expected);
     let ttl: i64 = app.state.redis.ttl(&mark).await.expect("ttl");
     assert!((1..=3600).contains(&ttl), "{ttl}");
 }
 
 #[tokio::test]
-async fn erasure_closes_the_chat_and_a_late_offline_leaves_no_trace() {
+async fn erasure_closes_the_chat_and_refuses_every_token_even_from_a_new_session() {
     let app = spawn_app().await;
     let gateway = app.spawn_gateway(&[]);
     let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
@@ -241,60 +318,83 @@ async fn erasure_closes_the_chat_and_a_late_offline_leaves_no_trace() {
     assert_eq!(code, 4003, "{reason}");
     let closed = b.next_of("closed", &["presence", "message"]).await;
     assert_eq!(closed["resonance_id"], resonance.to_string());
-    // A gateway that closes one of her connections after the sweep (its "offline" late) runs
-    // this script: it must remove her presence and write no "last seen".
+    // A token of a session opened while the erasure ran (no revocation mark of its own) is
+    // refused by the API and by the gateway.
+    let late = forge(&app, alice.id, Uuid::new_v4(), |_| {});
+    assert_problem(
+        app.get_authed("/v1/me", &late).await,
+        401,
+        "session-revoked",
+    )
+    .await;
+    assert_problem(
+        app.get_authed("/v1/events", &late).await,
+        401,
+        "session-revoked",
+    )
+    .await;
+    let mut refused = ChatClient::open(&gateway.url, Auth::Header(&late)).await;
+    let (code, reason) = refused.closed().await;
+    assert_eq!(code, 4003, "{reason}");
+}
+
+#[tokio::test]
+async fn a_gateway_closing_a_connection_during_erasure_leaves_no_presence_and_says_nothing() {
+    let app = spawn_app().await;
+    let gateway = app.spawn_gateway(&[]);
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&alice, &bob).await;
+    let mut b = connect_and_resume(&gateway.url, &bob, resonance).await;
+    assert_eq!(b.next_of("presence", &[]).await["online"], false);
+    let a = ChatClient::connect(&gateway.url, &alice).await;
+    assert_eq!(b.next_of("presence", &[]).await["online"], true);
     let keys = &app.state.keys;
     let (presence, last_seen) = (
         keys.chat_presence(&alice.id),
         keys.chat_last_seen(&alice.id),
     );
-    let _: i64 = app
+    assert_eq!(
+        app.state
+            .redis
+            .exists::<i64, _>(&presence)
+            .await
+            .expect("exists"),
+        1
+    );
+    // Her erasure has begun (its mark is set) when her connection drops: the gateway's
+    // "offline" must remove her presence, write no "last seen" and tell nobody.
+    let _: () = app
         .state
         .redis
-        .zadd(
-            &presence,
-            None,
-            None,
-            false,
-            false,
-            (f64::MAX, "late-gateway"),
-        )
+        .set(keys.erased_user(&alice.id), "1", None, None, false)
         .await
-        .expect("zadd");
-    let now = chrono::Utc::now();
-    let _: i64 = app
+        .expect("mark");
+    drop(a);
+    // The presence set goes in the same script call that would write the "last seen".
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app
         .state
         .redis
-        .eval(
-            entities::chat::PRESENCE_DOWN,
-            vec![
-                presence.clone(),
-                last_seen.clone(),
-                keys.erased_user(&alice.id),
-            ],
-            vec![
-                "late-gateway".to_owned(),
-                now.timestamp_millis().to_string(),
-                keys.chat_presence_channel(&alice.id),
-                now.to_rfc3339(),
-                "{}".to_owned(),
-                "2592000".to_owned(),
-            ],
-        )
+        .exists::<i64, _>(&presence)
         .await
-        .expect("presence down");
-    let left: i64 = app
-        .state
-        .redis
-        .exists(vec![presence, last_seen])
-        .await
-        .expect("exists");
-    assert_eq!(left, 0);
-    // Bob's own presence writes are untouched by her mark.
-    assert!(keys_naming(&app, bob.id)
-        .await
-        .iter()
-        .any(|k| k.contains("presence")));
+        .expect("exists")
+        == 1
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "presence never left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        app.state
+            .redis
+            .exists::<i64, _>(&last_seen)
+            .await
+            .expect("exists"),
+        0
+    );
+    told_nothing_until_his_tablet_speaks(&gateway.url, &bob, resonance, &mut b).await;
 }
 
 #[tokio::test]
@@ -314,6 +414,13 @@ async fn the_export_holds_everything_about_me_and_nothing_of_the_others() {
     let resonance = app.resonance(&alice, &bob).await;
     app.swipe(&alice, &dan, "pass").await;
     app.swipe(&carol, &alice, "pass").await;
+    // Erin matched with her, then blocked her: the export must not say it was a block.
+    let erin = app.person(json!({})).await;
+    app.resonance(&alice, &erin).await;
+    let resp = app
+        .post_authed("/v1/blocks", &erin.access, json!({"user_id": alice.id}))
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
     let resp = app
         .post_authed("/v1/blocks", &alice.access, json!({"user_id": carol.id}))
         .await;
@@ -389,18 +496,22 @@ async fn the_export_holds_everything_about_me_and_nothing_of_the_others() {
         swipes,
         vec![
             (bob.id.to_string(), "like".to_owned()),
-            (dan.id.to_string(), "pass".to_owned())
+            (dan.id.to_string(), "pass".to_owned()),
+            (erin.id.to_string(), "like".to_owned())
         ]
     );
     assert_eq!(export["resonances"][0]["id"], resonance.to_string());
     assert_eq!(export["resonances"][0]["user_id"], bob.id.to_string());
+    assert_eq!(export["resonances"][1]["user_id"], erin.id.to_string());
+    assert!(export["resonances"][1]["ended_at"].is_string(), "{export}");
+    assert_eq!(export["resonances"][1]["ended_reason"], Value::Null);
+    assert!(export["last_active_at"].is_string(), "{export}");
     assert_eq!(export["blocks"][0]["user_id"], carol.id.to_string());
     let reports = export["reports"].as_array().expect("reports");
     assert_eq!(reports.len(), 1, "{export}");
     assert_eq!(reports[0]["details"], "sells things");
     assert_eq!(export["moderation"][0]["action"], "warn");
     assert_eq!(export["moderation"][0]["reason"], "be kind");
-    assert!(export["moderation"][0].get("actor_id").is_none());
     let bodies: Vec<&str> = export["messages"]
         .as_array()
         .expect("messages")
@@ -409,7 +520,7 @@ async fn the_export_holds_everything_about_me_and_nothing_of_the_others() {
         .collect();
     assert_eq!(bodies, vec!["bonjour", "salut"]);
     // Nothing of the others: not their emails, not who passed on her, not the moderator.
-    for other in [&bob, &carol, &dan] {
+    for other in [&bob, &carol, &dan, &erin] {
         assert!(!text.contains(&other.email), "{}", other.email);
     }
     assert!(!text.contains(&moderator.id.to_string()));
