@@ -71,6 +71,7 @@ impl RateLimits {
         ("messages_per_minute", 30, 60),
         ("reports_per_day", 10, 86_400),
         ("uploads_per_hour", 20, 3600),
+        ("exports_per_hour", 5, 3600),
     ];
 
     fn parse(overrides: Option<&str>) -> Result<Self, ConfigError> {

@@ -16,7 +16,7 @@ use crate::{
     state::AppState,
 };
 
-error_set!(ExportErrors: [401]);
+error_set!(ExportErrors: [401, 429]);
 error_set!(EraseErrors: [401, 403]);
 
 /// A session of mine, as stored (live, or ended less than seven days ago).
@@ -194,6 +194,7 @@ impl PrivacyApi {
     /// preferences, settings, photos, sessions, the swipes I made, résonances, blocks, reports I
     /// filed, moderation decisions about me and the messages of my active conversations still
     /// stored (24 h). Photos are listed with their URLs; fetch them with my credentials.
+    /// Limited to `exports_per_hour` (5 by default): over it, 429 with `Retry-After`.
     #[oai(path = "/me/export", method = "get", operation_id = "exportMyData")]
     async fn export(
         &self,
@@ -201,6 +202,10 @@ impl PrivacyApi {
         auth: BearerAuth,
     ) -> Result<Exported, ApiError<ExportErrors>> {
         let me = auth.0.user_id;
+        state
+            .limiter
+            .hit("exports_per_hour", &me.to_string())
+            .await?;
         let export = service::export(&state, me).await?;
         Ok(Exported::Ok(
             Json(export),

@@ -98,6 +98,9 @@ pub async fn erase(state: &AppState, caller: &Caller) -> Result<(), AppError> {
         .await?;
     let removed = match remove_rows(state, me).await {
         Ok(removed) => removed,
+        // Already erased (a second request, from another device, waited for the first's
+        // transaction): the mark stays.
+        Err(e @ AppError::Unauthorized { .. }) => return Err(e),
         Err(e) => {
             // Nothing was deleted: the account works again.
             let undone: Result<i64, _> = state.redis.del(&mark).await;

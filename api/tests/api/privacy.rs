@@ -9,7 +9,7 @@ use crate::{
     chat::{connect_and_resume, told_nothing_until_his_tablet_speaks},
     chat_client::Auth,
     chat_client::ChatClient,
-    helpers::{assert_problem, spawn_app, Sse, TestApp},
+    helpers::{assert_problem, spawn_app, spawn_app_with, Sse, TestApp},
     photos::{jpeg, local_objects, upload_ok},
     tokens::forge,
 };
@@ -532,4 +532,43 @@ async fn the_export_holds_everything_about_me_and_nothing_of_the_others() {
         .await
         .expect("get");
     assert_problem(resp, 401, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn exports_are_limited_per_person() {
+    let app = spawn_app_with(&[(
+        "RATE_LIMITS",
+        "register_per_ip=1000/3600,exports_per_hour=1/3600",
+    )])
+    .await;
+    let (alice, bob) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resp = app.get_authed("/v1/me/export", &alice.access).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = app.get_authed("/v1/me/export", &alice.access).await;
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_problem(resp, 429, "rate-limited").await;
+    // Bob's budget is his own.
+    let resp = app.get_authed("/v1/me/export", &bob.access).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn two_devices_erasing_at_once_erase_once_and_keep_the_mark() {
+    let app = spawn_app().await;
+    let alice = app.person(json!({})).await;
+    let resp = app.login(&alice.email, &alice.password).await;
+    let phone: Value = resp.json().await.expect("json");
+    let phone = phone["access_token"].as_str().expect("token").to_owned();
+    let (first, second) = tokio::join!(erase(&app, &alice.access), erase(&app, &phone));
+    let mut statuses = vec![first.status().as_u16(), second.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![204, 401]);
+    assert_eq!(
+        app.sql_value::<i64>("SELECT count(*) FROM users").await,
+        Some(0)
+    );
+    assert_eq!(
+        keys_naming(&app, alice.id).await,
+        vec![app.state.keys.erased_user(&alice.id)]
+    );
 }
