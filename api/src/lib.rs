@@ -47,6 +47,7 @@ pub mod photos;
 pub mod privacy;
 pub mod profiles;
 pub mod ratelimit;
+pub mod reports;
 pub mod resonances;
 pub mod seed;
 pub mod spec_index;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::{
-    admin::AdminApi,
+    admin::{queue::AdminQueueApi, AdminApi},
     auth::routes::{AuthApi, KeysApi},
     blocks::BlocksApi,
     discovery::routes::DiscoveryApi,
@@ -16,6 +16,7 @@ use crate::{
     photos::routes::PhotosApi,
     privacy::routes::PrivacyApi,
     profiles::routes::{MeApi, ProfilesApi},
+    reports::ReportsApi,
     resonances::routes::ResonancesApi,
 };
 
@@ -35,6 +36,8 @@ pub enum ApiTags {
     Photos,
     /// People I never want to see again.
     Blocks,
+    /// Telling moderators about someone.
+    Reports,
     /// Live events (Server-Sent Events).
     Events,
     /// Moderation and administration (moderators and admins only).
@@ -68,9 +71,11 @@ pub type Apis = (
     DiscoveryApi,
     ResonancesApi,
     BlocksApi,
+    ReportsApi,
     PhotosApi,
     EventsApi,
     AdminApi,
+    AdminQueueApi,
 );
 
 /// The service with every operation.
@@ -86,9 +91,11 @@ pub fn service(metrics: Arc<Metrics>) -> OpenApiService<Apis, ()> {
             DiscoveryApi,
             ResonancesApi,
             BlocksApi,
+            ReportsApi,
             PhotosApi,
             EventsApi,
             AdminApi,
+            AdminQueueApi,
         ),
         "DESPACIO API",
         env!("CARGO_PKG_VERSION"),

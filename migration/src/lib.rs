@@ -17,6 +17,7 @@
 //! - `m20261125_000009_queue_generation_ranks`: drops queues ranked the old way (rebuilt on demand).
 //! - `m20261125_000010_discovery_mirror`: discovery's copies of preferences and status on profiles.
 //! - `m20261207_000011_object_deletions`: photo objects still to delete after their rows went.
+//! - `m20261207_000012_report_evidence`: the conversation's last messages kept with a report.
 //!
 //! Rules: never edit a migration that has been applied somewhere; add a new one. Every migration
 //! has a `down`.
@@ -34,6 +35,7 @@ mod m20261125_000008_photo_card_index;
 mod m20261125_000009_queue_generation_ranks;
 mod m20261125_000010_discovery_mirror;
 mod m20261207_000011_object_deletions;
+mod m20261207_000012_report_evidence;
 
 /// The ordered list of DESPACIO's migrations.
 pub struct Migrator;
@@ -53,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000009_queue_generation_ranks::Migration),
             Box::new(m20261125_000010_discovery_mirror::Migration),
             Box::new(m20261207_000011_object_deletions::Migration),
+            Box::new(m20261207_000012_report_evidence::Migration),
         ]
     }
 }

@@ -12,7 +12,11 @@
 //!   appears in discovery, likes or profiles meanwhile.
 //!
 //! Rules: the caller's role is read from the database (a demoted moderator's token is not
-//! enough); nobody acts on themselves; only an admin acts on a moderator or an admin.
+//! enough); nobody acts on themselves; only an admin acts on a moderator or an admin. An action
+//! that names a report (`report_id`) must concern the person reported, and marks the report
+//! `actioned`. The report queue, a person's file and the audit listing are in [`queue`].
+pub mod queue;
+
 use chrono::{DateTime, Utc};
 use entities::auth::Role;
 use poem::web::Data;
@@ -80,7 +84,8 @@ pub struct ActionRequest {
     pub reason: String,
     /// End of a suspension (required for `suspend`, in the future; refused otherwise).
     pub until: Option<DateTime<Utc>>,
-    /// The report this action answers, if any (recorded in the audit trail).
+    /// The report this action answers, if any: it must be about this person, and becomes
+    /// `actioned` (recorded in the audit trail).
     pub report_id: Option<Uuid>,
 }
 
@@ -249,6 +254,22 @@ pub async fn act(
         }
         ModerationAction::Warn | ModerationAction::ForceLogout => None,
     };
+    if let Some(report) = request.report_id {
+        let answered = txn
+            .execute(stmt(
+                "UPDATE reports SET status = 'actioned', updated_at = now()
+                 WHERE id = $1 AND reported_user_id = $2",
+                vec![report.into(), target.into()],
+            ))
+            .await?;
+        if answered.rows_affected() == 0 {
+            return Err(AppError::invalid(
+                "report_id",
+                "not_about_them",
+                "no report about this person has this id",
+            ));
+        }
+    }
     if let Some(sql) = status_change {
         let mut values = vec![target.into()];
         if action == ModerationAction::Suspend {

@@ -184,7 +184,12 @@ async fn remove_rows(state: &AppState, me: Uuid) -> Result<Removed, AppError> {
         // Reports stay for the moderators (others' safety); what this person wrote goes, and
         // the cascade cuts their id from them.
         (
-            "UPDATE reports SET details = NULL WHERE reporter_id = $1",
+            "UPDATE reports SET details = NULL, evidence = NULL WHERE reporter_id = $1",
+            me.into(),
+        ),
+        // The kept messages name both people.
+        (
+            "UPDATE reports SET evidence = NULL WHERE reported_user_id = $1",
             me.into(),
         ),
         (

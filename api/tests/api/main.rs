@@ -17,6 +17,7 @@ mod ops;
 mod photos;
 mod privacy;
 mod profiles;
+mod reports;
 mod resonances;
 mod seed;
 mod sessions;

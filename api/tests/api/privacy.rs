@@ -35,7 +35,7 @@ async fn keys_naming(app: &TestApp, id: Uuid) -> Vec<String> {
 }
 
 /// Every row of every table of ours whose text mentions `needle`, as `table: row`.
-async fn rows_mentioning(app: &TestApp, needle: &str) -> Vec<String> {
+pub(crate) async fn rows_mentioning(app: &TestApp, needle: &str) -> Vec<String> {
     use sea_orm::{ConnectionTrait, Statement};
     let tables = app
         .db
