@@ -29,6 +29,7 @@
 //! - [`spec_index`]: names the field behind poem-openapi's parse errors.
 //! - [`middleware`], [`metrics`], [`telemetry`], [`worker`].
 pub mod admin;
+pub mod analytics;
 pub mod auth;
 pub mod blocks;
 pub mod config;

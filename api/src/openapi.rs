@@ -7,6 +7,7 @@ use poem_openapi::{OpenApiService, Tags};
 
 use crate::{
     admin::{queue::AdminQueueApi, AdminApi},
+    analytics::AnalyticsApi,
     auth::routes::{AuthApi, KeysApi},
     blocks::BlocksApi,
     discovery::routes::DiscoveryApi,
@@ -76,6 +77,7 @@ pub type Apis = (
     EventsApi,
     AdminApi,
     AdminQueueApi,
+    AnalyticsApi,
 );
 
 /// The service with every operation.
@@ -96,6 +98,7 @@ pub fn service(metrics: Arc<Metrics>) -> OpenApiService<Apis, ()> {
             EventsApi,
             AdminApi,
             AdminQueueApi,
+            AnalyticsApi,
         ),
         "DESPACIO API",
         env!("CARGO_PKG_VERSION"),

@@ -1,6 +1,7 @@
 //! The API's integration tests: one binary, real PostgreSQL + PostGIS and Redis, each test on
 //! its own database and Redis prefix (see `helpers`).
 mod admin;
+mod analytics;
 mod auth;
 mod blocks;
 mod browser;
