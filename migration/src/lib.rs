@@ -17,7 +17,7 @@
 //! - `m20261125_000009_queue_generation_ranks`: drops queues ranked the old way (rebuilt on demand).
 //! - `m20261125_000010_discovery_mirror`: discovery's copies of preferences and status on profiles.
 //! - `m20261207_000011_object_deletions`: photo objects still to delete after their rows went.
-//! - `m20261207_000012_report_evidence`: the conversation's last messages kept with a report.
+//! - `m20261207_000012_sealed_report_evidence`: the conversation's last messages kept with a report.
 //! - `m20261207_000013_analytics_time_indexes`: BRIN indexes for the analytics roll-up.
 //!
 //! Rules: never edit a migration that has been applied somewhere; add a new one. Every migration
@@ -36,7 +36,7 @@ mod m20261125_000008_photo_card_index;
 mod m20261125_000009_queue_generation_ranks;
 mod m20261125_000010_discovery_mirror;
 mod m20261207_000011_object_deletions;
-mod m20261207_000012_report_evidence;
+mod m20261207_000012_sealed_report_evidence;
 mod m20261207_000013_analytics_time_indexes;
 
 /// The ordered list of DESPACIO's migrations.
@@ -57,7 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000009_queue_generation_ranks::Migration),
             Box::new(m20261125_000010_discovery_mirror::Migration),
             Box::new(m20261207_000011_object_deletions::Migration),
-            Box::new(m20261207_000012_report_evidence::Migration),
+            Box::new(m20261207_000012_sealed_report_evidence::Migration),
             Box::new(m20261207_000013_analytics_time_indexes::Migration),
         ]
     }
@@ -73,16 +73,17 @@ pub(crate) async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<()
 }
 
 /// A fingerprint of the migration list, used by tests to name a template database that is
-/// rebuilt whenever a migration is added.
+/// rebuilt whenever a migration is added or renamed: the count, and an FNV-1a hash of every
+/// name in order.
 pub fn fingerprint() -> String {
     let names: Vec<String> = Migrator::migrations()
         .iter()
         .map(|m| m.name().to_owned())
         .collect();
-    let last = names.last().cloned().unwrap_or_default();
-    format!(
-        "{}_{}",
-        names.len(),
-        last.trim_start_matches('m').replace(['_'], "")
-    )
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in names.join("\n").bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{}_{hash:016x}", names.len())
 }

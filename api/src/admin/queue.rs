@@ -4,9 +4,14 @@
 //!
 //! Choices:
 //! - The queue lists the oldest first (first come, first served), `open` and `in_review` by
-//!   default; each item says how many open reports name the same person, for triage.
+//!   default; each item says how many people have an open report about the same person, for
+//!   triage (one reporter filing ten reports counts once).
+//! - Reports about staff are for admins: a moderator neither sees nor handles a report about a
+//!   moderator or an admin, and nobody handles a report about themselves (403).
 //! - A moderation action that names a report (`report_id`) marks it `actioned` (see `act`);
-//!   `PATCH` sets the status, a note and an assignee (a moderator or an admin) by hand.
+//!   `PATCH` sets `in_review`, `dismissed` or `open`, a note and an assignee (a moderator or an
+//!   admin). Every `PATCH` is written to the audit trail (`report_update`, with the report and
+//!   the person concerned; the note itself stays on the report).
 //! - A person's file shows their email to admins only (moderators judge behaviour, not
 //!   identity), never their location.
 use chrono::{DateTime, NaiveDate, Utc};
@@ -18,7 +23,7 @@ use poem_openapi::{
     types::{Example, MaybeUndefined},
     Enum, Object, OpenApi,
 };
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -82,7 +87,7 @@ pub struct AdminReport {
     pub assignee_id: Option<Uuid>,
     /// The moderators' note.
     pub note: Option<String>,
-    /// Open reports about the same person, this one included.
+    /// How many people have an open report about the same person (each reporter once).
     pub open_reports_about_user: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -261,8 +266,9 @@ fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
 const REPORT_COLUMNS: &str = "r.id, r.reporter_id, r.reported_user_id AS user_id, r.reason,
     r.details, r.resonance_id, r.photo_id, r.status, r.assignee_id, r.note, r.created_at,
     r.updated_at,
-    (SELECT count(*) FROM reports o WHERE o.reported_user_id = r.reported_user_id
-       AND o.status = 'open') AS open_reports_about_user";
+    (SELECT count(DISTINCT o.reporter_id) FROM reports o
+       WHERE o.reported_user_id = r.reported_user_id AND o.status = 'open')
+      AS open_reports_about_user";
 
 #[derive(Serialize, Deserialize)]
 struct QueueCursor {
@@ -284,6 +290,46 @@ async fn report_by_id(state: &AppState, id: Uuid) -> Result<AdminReport, AppErro
     .one(&state.db)
     .await?
     .ok_or(AppError::NotFound("no report has this id"))
+}
+
+/// The report, if `caller` (of role `role`) may handle it: not about themselves, and about
+/// staff only for admins.
+async fn handled_report(
+    state: &AppState,
+    caller: Uuid,
+    role: Role,
+    id: Uuid,
+) -> Result<AdminReport, AppError> {
+    let report = report_by_id(state, id).await?;
+    let refuse = |detail: &str| AppError::Forbidden {
+        kind: "insufficient-role",
+        detail: detail.into(),
+        until: None,
+    };
+    let Some(reported) = report.user_id else {
+        return Ok(report);
+    };
+    if reported == caller {
+        return Err(refuse("another moderator handles reports about you"));
+    }
+    let their_role: Option<String> = state
+        .db
+        .query_one(stmt(
+            "SELECT role FROM users WHERE id = $1",
+            vec![reported.into()],
+        ))
+        .await?
+        .map(|row| row.try_get("", "role"))
+        .transpose()?;
+    let staff = their_role
+        .as_deref()
+        .and_then(Role::parse)
+        .unwrap_or(Role::User)
+        > Role::User;
+    if staff && role < Role::Admin {
+        return Err(refuse("reports about moderators and admins are for admins"));
+    }
+    Ok(report)
 }
 
 #[derive(FromQueryResult)]
@@ -312,7 +358,8 @@ impl AdminQueueApi {
     /// The report queue
     ///
     /// Role: moderator. Oldest first; `status` filters (default: `open` and `in_review`).
-    /// Each item counts the open reports about the same person.
+    /// Each item counts the people with an open report about the same person. Reports about
+    /// moderators and admins are listed to admins only; nobody sees reports about themselves.
     #[oai(path = "/reports", method = "get", operation_id = "adminListReports")]
     async fn list(
         &self,
@@ -325,7 +372,7 @@ impl AdminQueueApi {
         /// 1 to 100 (default 50).
         limit: Query<Option<u32>>,
     ) -> Result<Json<AdminReportPage>, ApiError<QueueErrors>> {
-        require_role(&state, &auth.0, Role::Moderator).await?;
+        let role = require_role(&state, &auth.0, Role::Moderator).await?;
         let limit = cursor::limit(limit.0, 50, 100)?;
         let after = match cursor.0.as_deref() {
             Some(text) => cursor::decode::<QueueCursor>(&state.cipher, "reports", text)?,
@@ -341,7 +388,10 @@ impl AdminQueueApi {
         let mut rows = AdminReport::find_by_statement(stmt(
             &format!(
                 "SELECT {REPORT_COLUMNS} FROM reports r
+                 LEFT JOIN users u ON u.id = r.reported_user_id
                  WHERE r.status = ANY($1) AND (r.created_at, r.id) > ($2, $3)
+                   AND r.reported_user_id IS DISTINCT FROM $5
+                   AND ($6 OR coalesce(u.role, 'user') = 'user')
                  ORDER BY r.created_at, r.id LIMIT $4"
             ),
             vec![
@@ -349,6 +399,8 @@ impl AdminQueueApi {
                 after.t.into(),
                 after.i.into(),
                 ((limit + 1) as i64).into(),
+                auth.0.user_id.into(),
+                (role >= Role::Admin).into(),
             ],
         ))
         .all(&state.db)
@@ -368,7 +420,8 @@ impl AdminQueueApi {
     /// One report, with its evidence
     ///
     /// Role: moderator. The conversation's last messages kept when it was filed, if it named
-    /// one.
+    /// one. A report about a moderator or an admin needs the admin role; nobody reads a report
+    /// about themselves (403).
     #[oai(path = "/reports/:id", method = "get", operation_id = "adminGetReport")]
     async fn get(
         &self,
@@ -376,27 +429,38 @@ impl AdminQueueApi {
         auth: BearerAuth,
         id: Path<Uuid>,
     ) -> Result<Json<AdminReportDetail>, ApiError<ReportViewErrors>> {
-        require_role(&state, &auth.0, Role::Moderator).await?;
-        let report = report_by_id(&state, id.0).await?;
-        let evidence: Option<serde_json::Value> = state
+        let role = require_role(&state, &auth.0, Role::Moderator).await?;
+        let report = handled_report(&state, auth.0.user_id, role, id.0).await?;
+        let sealed: Option<Vec<u8>> = state
             .db
             .query_one(stmt(
-                "SELECT evidence FROM reports WHERE id = $1",
+                "SELECT evidence_ciphertext FROM reports WHERE id = $1",
                 vec![id.0.into()],
             ))
             .await?
-            .and_then(|row| row.try_get("", "evidence").ok())
+            .and_then(|row| row.try_get("", "evidence_ciphertext").ok())
             .flatten();
-        let evidence = evidence
-            .map(|v| crate::reports::from_json(report.resonance_id, &v))
-            .unwrap_or_default();
+        let evidence = match sealed {
+            Some(sealed) => {
+                let json = state
+                    .cipher
+                    .decrypt(&sealed, &crate::reports::evidence_context(report.id))?;
+                let value: serde_json::Value =
+                    serde_json::from_slice(&json).map_err(|e| AppError::Internal(e.into()))?;
+                crate::reports::from_json(report.resonance_id, &value)
+            }
+            None => Vec::new(),
+        };
         Ok(Json(AdminReportDetail { report, evidence }))
     }
 
     /// Update a report (status, note, assignee)
     ///
     /// Role: moderator. Only the fields present change; `null` clears the note or the
-    /// assignee, who must be a moderator or an admin (422 otherwise).
+    /// assignee, who must be a moderator or an admin (422 otherwise). `status` may be `open`,
+    /// `in_review` or `dismissed`: a report becomes `actioned` through an action on the account
+    /// that names it (`report_id`). Recorded in the audit trail (`report_update`). The same
+    /// access rules as reading it apply.
     #[oai(
         path = "/reports/:id",
         method = "patch",
@@ -409,8 +473,18 @@ impl AdminQueueApi {
         id: Path<Uuid>,
         body: Json<ReportPatch>,
     ) -> Result<Json<AdminReport>, ApiError<ReportPatchErrors>> {
-        require_role(&state, &auth.0, Role::Moderator).await?;
+        let role = require_role(&state, &auth.0, Role::Moderator).await?;
+        let report = handled_report(&state, auth.0.user_id, role, id.0).await?;
         let patch = body.0;
+        if patch.status == Some(ReportStatus::Actioned) {
+            return Err(AppError::invalid(
+                "status",
+                "actioned_by_action",
+                "a report becomes actioned through an action that names it \
+                 (POST /v1/admin/users/{id}/actions with report_id)",
+            )
+            .into());
+        }
         if let MaybeUndefined::Value(assignee) = patch.assignee_id {
             let role: Option<String> = state
                 .db
@@ -440,8 +514,25 @@ impl AdminQueueApi {
             MaybeUndefined::Null => (true, None),
             MaybeUndefined::Value(a) => (true, Some(a)),
         };
-        let done = state
-            .db
+        let mut changes = Vec::new();
+        if let Some(status) = patch.status {
+            changes.push(format!("status: {}", status.as_str()));
+        }
+        if set_note {
+            changes.push("note changed".to_owned());
+        }
+        if set_assignee {
+            changes.push(
+                if assignee.is_some() {
+                    "assigned"
+                } else {
+                    "unassigned"
+                }
+                .to_owned(),
+            );
+        }
+        let txn = state.db.begin().await?;
+        let done = txn
             .execute(stmt(
                 "UPDATE reports SET
                    status = coalesce($2, status),
@@ -462,6 +553,19 @@ impl AdminQueueApi {
         if done.rows_affected() == 0 {
             return Err(AppError::NotFound("no report has this id").into());
         }
+        txn.execute(stmt(
+            "INSERT INTO moderation_actions (id, actor_id, target_id, action, reason, report_id)
+             VALUES ($1, $2, $3, 'report_update', $4, $5)",
+            vec![
+                Uuid::now_v7().into(),
+                auth.0.user_id.into(),
+                report.user_id.into(),
+                changes.join("; ").into(),
+                report.id.into(),
+            ],
+        ))
+        .await?;
+        txn.commit().await?;
         Ok(Json(report_by_id(&state, id.0).await?))
     }
 

@@ -184,12 +184,17 @@ async fn remove_rows(state: &AppState, me: Uuid) -> Result<Removed, AppError> {
         // Reports stay for the moderators (others' safety); what this person wrote goes, and
         // the cascade cuts their id from them.
         (
-            "UPDATE reports SET details = NULL, evidence = NULL WHERE reporter_id = $1",
+            "UPDATE reports SET details = NULL, evidence_ciphertext = NULL WHERE reporter_id = $1",
             me.into(),
         ),
-        // The kept messages name both people.
+        // The kept messages name both people; nobody can act on an erased account any more.
         (
-            "UPDATE reports SET evidence = NULL WHERE reported_user_id = $1",
+            "UPDATE reports SET evidence_ciphertext = NULL,
+               status = CASE WHEN status IN ('open', 'in_review') THEN 'dismissed' ELSE status END,
+               note = CASE WHEN status IN ('open', 'in_review')
+                        THEN concat_ws(' ', note, '[account erased]') ELSE note END,
+               updated_at = now()
+             WHERE reported_user_id = $1",
             me.into(),
         ),
         (
@@ -458,7 +463,9 @@ pub async fn export(state: &AppState, me: Uuid) -> Result<Export, AppError> {
     .collect();
     let moderation = DecisionRow::find_by_statement(stmt(
         "SELECT action, reason, until, created_at FROM moderation_actions
-         WHERE target_id = $1 ORDER BY created_at",
+         WHERE target_id = $1
+           AND action IN ('warn', 'suspend', 'ban', 'reinstate', 'force_logout')
+         ORDER BY created_at",
         vec![me.into()],
     ))
     .all(&state.db)

@@ -3,11 +3,15 @@
 //!
 //! Choices:
 //! - A report naming a résonance keeps the conversation's last [`EVIDENCE_MESSAGES`] messages
-//!   (`evidence`), because the chat forgets everything after 24 hours: report before blocking
-//!   (a block ends the résonance and deletes its conversation at once).
+//!   still inside their 24 hours (`evidence`), because the chat forgets everything after that:
+//!   report before blocking (a block ends the résonance and deletes its conversation at once).
+//!   The evidence is sealed (AES-256-GCM, bound to the report) like every free text people
+//!   write, and kept until the report's people erase their accounts. If Redis cannot be read,
+//!   the report is filed without evidence (logged): a report is never lost for it.
 //! - The résonance must be one between the reporter and the person (active or ended); the photo
-//!   must be one of the person's. Reporting oneself is refused; reporting someone who blocked
-//!   you works (harassers block too).
+//!   must be one of the person's approved photos (the only ones others see). Reporting oneself
+//!   is refused; reporting someone who blocked you works (harassers block too). The daily limit
+//!   counts refused reports too (no probing).
 //! - `reports_per_day` (10 by default) limits each reporter; reports are never merged: each is
 //!   one person's account of what happened, and the queue shows how many are open about the
 //!   same person.
@@ -129,12 +133,15 @@ fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
 /// The last [`EVIDENCE_MESSAGES`] messages still stored in a conversation, oldest first.
 async fn evidence(state: &AppState, resonance: Uuid) -> Result<Vec<ChatMessage>, AppError> {
     use fred::prelude::StreamsInterface;
+    // Nothing past its 24 hours, even before the next trim.
+    let horizon = (Utc::now().timestamp_millis().max(0) as u64)
+        .saturating_sub(entities::chat::MESSAGE_TTL_MS);
     let entries: Vec<(String, std::collections::HashMap<String, String>)> = state
         .redis
         .xrevrange(
             state.keys.chat_stream(&resonance),
             "+",
-            "-",
+            format!("{horizon}-0"),
             Some(EVIDENCE_MESSAGES as u64),
         )
         .await?;
@@ -213,7 +220,12 @@ pub async fn file(state: &AppState, me: Uuid, request: ReportRequest) -> Result<
                     "this is not a résonance between you and this person",
                 ))
             }
-            Some(true) => kept = evidence(state, resonance).await?,
+            Some(true) => {
+                kept = evidence(state, resonance).await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "report filed without its evidence");
+                    Vec::new()
+                })
+            }
             // Ended: its conversation is gone.
             Some(false) => {}
         }
@@ -222,7 +234,7 @@ pub async fn file(state: &AppState, me: Uuid, request: ReportRequest) -> Result<
         let theirs = state
             .db
             .query_one(stmt(
-                "SELECT 1 AS one FROM photos WHERE id = $1 AND user_id = $2",
+                "SELECT 1 AS one FROM photos WHERE id = $1 AND user_id = $2 AND status = 'approved'",
                 vec![photo.into(), them.into()],
             ))
             .await?
@@ -231,27 +243,29 @@ pub async fn file(state: &AppState, me: Uuid, request: ReportRequest) -> Result<
             return Err(AppError::invalid(
                 "photo_id",
                 "not_theirs",
-                "this person has no photo with this id",
+                "this person has no photo with this id that others can see",
             ));
         }
     }
-    let evidence_json = (!kept.is_empty())
-        .then(|| serde_json::to_value(kept.iter().map(to_json).collect::<Vec<_>>()))
+    let id = Uuid::now_v7();
+    let sealed = (!kept.is_empty())
+        .then(|| serde_json::to_vec(&kept.iter().map(to_json).collect::<Vec<_>>()))
         .transpose()
-        .map_err(|e| AppError::Internal(e.into()))?;
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map(|json| state.cipher.encrypt(&json, &evidence_context(id)));
     let created = Created::find_by_statement(stmt(
         "INSERT INTO reports (id, reporter_id, reported_user_id, reason, details, resonance_id,
-                              photo_id, evidence)
+                              photo_id, evidence_ciphertext)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, status, created_at",
         vec![
-            Uuid::now_v7().into(),
+            id.into(),
             me.into(),
             them.into(),
             request.reason.as_str().into(),
             details.into(),
             request.resonance_id.into(),
             request.photo_id.into(),
-            evidence_json.into(),
+            sealed.into(),
         ],
     ))
     .one(&state.db)
@@ -268,7 +282,12 @@ pub async fn file(state: &AppState, me: Uuid, request: ReportRequest) -> Result<
     })
 }
 
-/// A kept message as stored in `reports.evidence`.
+/// What binds a report's sealed evidence to it.
+pub fn evidence_context(report: Uuid) -> String {
+    format!("reports.evidence:{report}")
+}
+
+/// A kept message as stored in `reports.evidence_ciphertext` (sealed JSON).
 fn to_json(m: &ChatMessage) -> serde_json::Value {
     serde_json::json!({
         "message_id": m.message_id,
@@ -279,7 +298,7 @@ fn to_json(m: &ChatMessage) -> serde_json::Value {
     })
 }
 
-/// The messages kept in `reports.evidence` (what [`to_json`] wrote).
+/// The messages kept with a report (what [`to_json`] wrote, unsealed).
 pub fn from_json(resonance: Option<Uuid>, value: &serde_json::Value) -> Vec<ChatMessage> {
     let Some(resonance) = resonance else {
         return Vec::new();
@@ -313,11 +332,11 @@ pub struct ReportsApi;
 impl ReportsApi {
     /// Report someone
     ///
-    /// For moderators: who (`user_id`), why (`reason`), what happened (`details`), and
-    /// optionally the conversation (`resonance_id`, a résonance between us: its last 50 messages
-    /// are kept, since the chat forgets after 24 h — report before blocking, which deletes the
-    /// conversation) or the photo (`photo_id`, one of theirs). The person is not told. Limited to
-    /// `reports_per_day` (10 by default; 429 over it).
+    /// Tells the moderators who (`user_id`), why (`reason`) and what happened (`details`),
+    /// optionally naming the conversation (`resonance_id`, a résonance between us: its last 50
+    /// messages are kept, since the chat forgets after 24 h — report before blocking, which
+    /// deletes the conversation) or the photo (`photo_id`, one of their approved photos). The
+    /// person is not told. Limited to `reports_per_day` (10 by default; 429 over it).
     #[oai(path = "/reports", method = "post", operation_id = "report")]
     async fn report(
         &self,

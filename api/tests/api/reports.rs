@@ -374,10 +374,167 @@ async fn a_report_outlives_the_erasure_of_either_person_naming_nobody() {
     // The report stays for the moderators: her words, no longer his messages nor his id.
     assert_eq!(
         app.sql_value::<String>(
-            "SELECT concat_ws('|', reporter_id, reported_user_id, details, evidence::text)
+            "SELECT concat_ws('|', reporter_id, reported_user_id, details,
+                              evidence_ciphertext::text, status)
              FROM reports"
         )
         .await,
-        Some(format!("{}|he was rude", ana.id))
+        Some(format!("{}|he was rude|dismissed", ana.id))
     );
+    // When the reporter goes too, her words go with her; the report stays, naming nobody.
+    let resp = app.delete_authed("/v1/me", &ana.access).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.sql_value::<String>(
+            "SELECT concat_ws('|', reporter_id, reported_user_id, details, reason, status)
+             FROM reports"
+        )
+        .await,
+        Some("harassment|dismissed".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn reports_about_staff_are_for_admins_and_every_change_is_audited() {
+    let app = spawn_app().await;
+    let moderator = with_role(&app, "moderator").await;
+    let colleague = with_role(&app, "moderator").await;
+    let admin = with_role(&app, "admin").await;
+    let (ana, max) = (app.person(json!({})).await, app.person(json!({})).await);
+    let about_colleague = filed(
+        &app,
+        &ana,
+        json!({"user_id": colleague.id, "reason": "other"}),
+    )
+    .await;
+    let about_moderator = filed(
+        &app,
+        &max,
+        json!({"user_id": moderator.id, "reason": "other"}),
+    )
+    .await;
+    let about_max = filed(&app, &ana, json!({"user_id": max.id, "reason": "spam"})).await;
+    filed(&app, &ana, json!({"user_id": max.id, "reason": "scam"})).await;
+
+    // A moderator sees only reports about ordinary people (one reporter counts once).
+    let queue = app.get_json("/v1/admin/reports", &moderator.access).await;
+    let ids: Vec<&Value> = queue["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| &r["id"])
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], &about_max["id"]);
+    assert_eq!(queue["items"][0]["open_reports_about_user"], 1);
+    for report in [&about_colleague, &about_moderator] {
+        let path = format!("/v1/admin/reports/{}", report["id"].as_str().expect("id"));
+        assert_problem(
+            app.get_authed(&path, &moderator.access).await,
+            403,
+            "insufficient-role",
+        )
+        .await;
+        let resp = app
+            .patch_authed(&path, &moderator.access, json!({"status": "dismissed"}))
+            .await;
+        assert_problem(resp, 403, "insufficient-role").await;
+    }
+    // Admins see them all, but not one about themselves... there is none here; the colleague's is theirs.
+    let queue = app.get_json("/v1/admin/reports", &admin.access).await;
+    assert_eq!(queue["items"].as_array().expect("items").len(), 4);
+    let path = format!(
+        "/v1/admin/reports/{}",
+        about_colleague["id"].as_str().expect("id")
+    );
+    let resp = app
+        .patch_authed(
+            &path,
+            &admin.access,
+            json!({"status": "dismissed", "note": "nothing"}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // People without the role cannot read or change a report either.
+    let path = format!(
+        "/v1/admin/reports/{}",
+        about_max["id"].as_str().expect("id")
+    );
+    assert_problem(
+        app.get_authed(&path, &ana.access).await,
+        403,
+        "insufficient-role",
+    )
+    .await;
+    let resp = app
+        .patch_authed(&path, &ana.access, json!({"status": "dismissed"}))
+        .await;
+    assert_problem(resp, 403, "insufficient-role").await;
+    // `actioned` comes from an action, not a PATCH; a dismissed report leaves the queue.
+    let resp = app
+        .patch_authed(&path, &moderator.access, json!({"status": "actioned"}))
+        .await;
+    let problem = assert_problem(resp, 422, "validation-failed").await;
+    assert_eq!(problem["field"], "status");
+    let resp = app
+        .patch_authed(
+            &path,
+            &moderator.access,
+            json!({"status": "dismissed", "assignee_id": null}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let queue = app.get_json("/v1/admin/reports", &moderator.access).await;
+    assert_eq!(queue["items"].as_array().expect("items").len(), 1);
+    // The trail names who changed what, about whom; the person's export does not show it.
+    let trail = app
+        .get_json(
+            &format!("/v1/admin/audit?actor_id={}", moderator.id),
+            &admin.access,
+        )
+        .await;
+    assert_eq!(trail["items"][0]["action"], "report_update");
+    assert_eq!(trail["items"][0]["target_id"], max.id.to_string());
+    assert_eq!(trail["items"][0]["report_id"], about_max["id"]);
+    assert_eq!(trail["items"][0]["reason"], "status: dismissed; unassigned");
+    let export = app.get_json("/v1/me/export", &max.access).await;
+    assert_eq!(export["moderation"], json!([]));
+}
+
+#[tokio::test]
+async fn evidence_never_holds_a_message_past_its_24_hours() {
+    let app = spawn_app().await;
+    let (ana, max) = (app.person(json!({})).await, app.person(json!({})).await);
+    let resonance = app.resonance(&ana, &max).await;
+    // One message past its 24 hours that no trim has removed yet, one fresh.
+    for (at, body) in [
+        (
+            chrono::Utc::now() - chrono::Duration::hours(25),
+            "yesterday",
+        ),
+        (chrono::Utc::now(), "today"),
+    ] {
+        let _: String = fred::prelude::StreamsInterface::xadd(
+            &app.state.redis,
+            app.state.keys.chat_stream(&resonance),
+            false,
+            None,
+            format!("{}-0", at.timestamp_millis()),
+            vec![
+                ("s", max.id.to_string()),
+                ("c", body.to_owned()),
+                ("b", body.to_owned()),
+                ("t", at.to_rfc3339()),
+            ],
+        )
+        .await
+        .expect("xadd");
+    }
+    let answer = filed(
+        &app,
+        &ana,
+        json!({"user_id": max.id, "reason": "harassment", "resonance_id": resonance}),
+    )
+    .await;
+    assert_eq!(answer["evidence_messages"], 1);
 }
