@@ -184,6 +184,18 @@ pub enum Erased {
     NoContent,
 }
 
+/// `DELETE /v1/me`, served by `MeApi` (one path, one API: poem-openapi keeps a single path item
+/// per API, so a second API declaring `/me` would hide `GET /v1/me` from the spec).
+pub async fn erase(
+    state: &AppState,
+    auth: &BearerAuth,
+    jar: &CookieJar,
+) -> Result<Erased, ApiError<EraseErrors>> {
+    service::erase(state, &auth.0).await?;
+    cookies::clear_session_cookies(jar, &state.settings);
+    Ok(Erased::NoContent)
+}
+
 pub struct PrivacyApi;
 
 #[OpenApi(prefix_path = "/v1", tag = "ApiTags::Me")]
@@ -212,27 +224,5 @@ impl PrivacyApi {
             format!("attachment; filename=\"despacio-export-{me}.json\""),
             "no-store".into(),
         ))
-    }
-
-    /// Erase my account
-    ///
-    /// Deletes the account for good, everywhere: profile, photos (from the object store too),
-    /// swipes, résonances and their conversations (each match is told, as for an unmatch),
-    /// blocks, sessions, and my keys in Redis. Moderation decisions and reports stay for the
-    /// moderators, naming nobody (what I wrote in my reports is removed). Every token of mine
-    /// is refused at once (chat connections close with 4003, event streams end with
-    /// `account.erased`). Needs a recent authentication (login, registration, magic link or
-    /// `POST /v1/auth/reauthenticate` within `REAUTH_WINDOW_S`), otherwise 403
-    /// `reauthentication-required`. A 503 means nothing was erased: retry.
-    #[oai(path = "/me", method = "delete", operation_id = "eraseMe")]
-    async fn erase(
-        &self,
-        state: Data<&AppState>,
-        auth: BearerAuth,
-        jar: &CookieJar,
-    ) -> Result<Erased, ApiError<EraseErrors>> {
-        service::erase(&state, &auth.0).await?;
-        cookies::clear_session_cookies(jar, &state.settings);
-        Ok(Erased::NoContent)
     }
 }

@@ -1,5 +1,5 @@
 //! `/v1/me`, `/v1/me/profile`, `/v1/me/preferences`, `/v1/me/settings`, `/v1/profiles/{id}`.
-use poem::web::Data;
+use poem::web::{cookie::CookieJar, Data};
 use poem_openapi::{param::Path, payload::Json, types::Example, ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 use validator::Validate;
@@ -57,6 +57,26 @@ impl MeApi {
         auth: BearerAuth,
     ) -> Result<Json<Me>, ApiError<ReadErrors>> {
         Ok(Json(service::me(&state, auth.0.user_id).await?))
+    }
+
+    /// Erase my account
+    ///
+    /// Deletes the account for good, everywhere: profile, photos (from the object store too),
+    /// swipes, résonances and their conversations (each match is told, as for an unmatch),
+    /// blocks, sessions, and my keys in Redis. Moderation decisions and reports stay for the
+    /// moderators, naming nobody (what I wrote in my reports is removed). Every token of mine
+    /// is refused at once (chat connections close with 4003, event streams end with
+    /// `account.erased`). Needs a recent authentication (login, registration, magic link or
+    /// `POST /v1/auth/reauthenticate` within `REAUTH_WINDOW_S`), otherwise 403
+    /// `reauthentication-required`. A 503 means nothing was erased: retry.
+    #[oai(path = "/me", method = "delete", operation_id = "eraseMe")]
+    async fn erase(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        jar: &CookieJar,
+    ) -> Result<crate::privacy::routes::Erased, ApiError<crate::privacy::routes::EraseErrors>> {
+        crate::privacy::routes::erase(&state, &auth, jar).await
     }
 
     /// Edit my profile
