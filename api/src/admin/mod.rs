@@ -83,9 +83,11 @@ pub struct ActionRequest {
     #[oai(validator(min_length = 1, max_length = 500))]
     pub reason: String,
     /// End of a suspension (required for `suspend`, in the future; refused otherwise).
+    #[oai(nullable)]
     pub until: Option<DateTime<Utc>>,
     /// The report this action answers, if any: it must be about this person, and becomes
     /// `actioned` (recorded in the audit trail).
+    #[oai(nullable)]
     pub report_id: Option<Uuid>,
 }
 
@@ -106,12 +108,17 @@ impl Example for ActionRequest {
 pub struct AuditEntry {
     pub id: Uuid,
     /// Who acted.
+    #[oai(nullable)]
     pub actor_id: Option<Uuid>,
     pub action: String,
     /// Whom the action concerns.
+    #[oai(nullable)]
     pub target_id: Option<Uuid>,
+    #[oai(nullable)]
     pub reason: Option<String>,
+    #[oai(nullable)]
     pub until: Option<DateTime<Utc>>,
+    #[oai(nullable)]
     pub report_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }

@@ -73,19 +73,26 @@ impl ReportStatus {
 pub struct AdminReport {
     pub id: Uuid,
     /// Who reported (null once their account is erased).
+    #[oai(nullable)]
     pub reporter_id: Option<Uuid>,
     /// Who is reported (null once their account is erased).
+    #[oai(nullable)]
     pub user_id: Option<Uuid>,
     /// `spam`, `fake_profile`, `harassment`, `inappropriate_content`, `underage`, `scam` or
     /// `other`.
     pub reason: String,
+    #[oai(nullable)]
     pub details: Option<String>,
+    #[oai(nullable)]
     pub resonance_id: Option<Uuid>,
+    #[oai(nullable)]
     pub photo_id: Option<Uuid>,
     /// `open`, `in_review`, `actioned` or `dismissed`.
     pub status: String,
+    #[oai(nullable)]
     pub assignee_id: Option<Uuid>,
     /// The moderators' note.
+    #[oai(nullable)]
     pub note: Option<String>,
     /// How many people have an open report about the same person (each reporter once).
     pub open_reports_about_user: i64,
@@ -119,6 +126,7 @@ impl Example for AdminReport {
 #[oai(example)]
 pub struct AdminReportPage {
     pub items: Vec<AdminReport>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -155,6 +163,7 @@ impl Example for AdminReportDetail {
 #[derive(Object)]
 #[oai(example, deny_unknown_fields)]
 pub struct ReportPatch {
+    #[oai(skip_serializing_if_is_none)]
     pub status: Option<ReportStatus>,
     /// At most 2,000 characters.
     #[oai(validator(max_length = 2000))]
@@ -189,17 +198,23 @@ pub struct AdminPhoto {
 pub struct AdminUser {
     pub id: Uuid,
     /// Shown to admins only.
+    #[oai(nullable)]
     pub email: Option<String>,
     /// `user`, `moderator` or `admin`.
     pub role: String,
     /// `active`, `suspended` or `banned`.
     pub status: String,
+    #[oai(nullable)]
     pub suspended_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub last_active_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub display_name: Option<String>,
+    #[oai(nullable)]
     pub birthdate: Option<NaiveDate>,
+    #[oai(nullable)]
     pub gender: Option<String>,
+    #[oai(nullable)]
     pub bio: Option<String>,
     pub photos: Vec<AdminPhoto>,
     /// Reports about them: open ones, and all.
@@ -247,6 +262,7 @@ impl Example for AdminUser {
 #[oai(example)]
 pub struct AuditPage {
     pub items: Vec<AuditEntry>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

@@ -32,6 +32,7 @@ pub struct RegisterRequest {
     pub password: String,
     /// Optional first name shown to others; can be set later in the profile.
     #[validate(length(min = 1, max = 50), custom(function = "printable"))]
+    #[oai(nullable)]
     pub display_name: Option<String>,
 }
 
@@ -103,6 +104,7 @@ impl Example for MagicLinkVerifyRequest {
 #[oai(example, deny_unknown_fields)]
 pub struct RefreshRequest {
     #[validate(length(min = 20, max = 128))]
+    #[oai(nullable)]
     pub refresh_token: Option<String>,
 }
 
@@ -143,15 +145,15 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// Single-use token for `POST /v1/auth/refresh`. Absent for browsers, which receive it only
     /// as the HttpOnly `despacio_refresh` cookie.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable, skip_serializing_if_is_none)]
     pub refresh_token: Option<String>,
     /// Seconds until the session expires (refreshing does not extend it; log in again then).
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable, skip_serializing_if_is_none)]
     pub refresh_expires_in: Option<u64>,
     pub user_id: Uuid,
     pub session_id: Uuid,
     /// For magic-link sign-in: whether this sign-in created the account.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable, skip_serializing_if_is_none)]
     pub account_created: Option<bool>,
 }
 
@@ -191,8 +193,10 @@ impl Example for Accepted {
 pub struct SessionView {
     pub id: Uuid,
     /// The `User-Agent` seen at sign-in.
+    #[oai(nullable)]
     pub user_agent: Option<String>,
     /// The IP address last seen.
+    #[oai(nullable)]
     pub ip: Option<String>,
     /// `password`, `magic_link` or `registration`.
     pub auth_method: String,
@@ -225,6 +229,7 @@ impl Example for SessionView {
 pub struct SessionList {
     pub items: Vec<SessionView>,
     /// Always null: the list is short and complete.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

@@ -65,6 +65,7 @@ impl Example for Block {
 #[oai(example)]
 pub struct BlockPage {
     pub items: Vec<Block>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

@@ -18,6 +18,7 @@ pub struct DiscoveryPage {
     /// Cards: public profile, distance rounded to the km, shared intentions, photo URLs.
     pub items: Vec<PublicProfile>,
     /// Pass it as `cursor` for the next page; null when `exhausted`.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
     /// True when nobody else inside my radius and filters is left to show right now (try again
     /// later, or widen the preferences).
@@ -46,6 +47,7 @@ pub struct ReceivedLike {
 #[oai(example)]
 pub struct ReceivedLikesPage {
     pub items: Vec<ReceivedLike>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

@@ -23,16 +23,20 @@ error_set!(EraseErrors: [401, 403]);
 #[derive(Object)]
 pub struct ExportSession {
     pub id: Uuid,
+    #[oai(nullable)]
     pub user_agent: Option<String>,
+    #[oai(nullable)]
     pub ip: Option<String>,
     /// `password`, `magic_link` or `registration`.
     pub auth_method: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub revoked_at: Option<DateTime<Utc>>,
     /// Why it ended: `logout`, `logout_all`, `revoked_by_user`, `password_changed`,
     /// `refresh_token_reused`, `moderation:<action>`…
+    #[oai(nullable)]
     pub revoked_reason: Option<String>,
 }
 
@@ -53,9 +57,11 @@ pub struct ExportResonance {
     /// The other person.
     pub user_id: Uuid,
     pub created_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub ended_at: Option<DateTime<Utc>>,
     /// `unmatch`, `block` or `moderation` when I ended it; null when the other person did (or
     /// a moderator): why is theirs.
+    #[oai(nullable)]
     pub ended_reason: Option<String>,
 }
 
@@ -71,10 +77,14 @@ pub struct ExportBlock {
 pub struct ExportReport {
     pub id: Uuid,
     /// The person reported (null once their account is erased).
+    #[oai(nullable)]
     pub user_id: Option<Uuid>,
     pub reason: String,
+    #[oai(nullable)]
     pub details: Option<String>,
+    #[oai(nullable)]
     pub resonance_id: Option<Uuid>,
+    #[oai(nullable)]
     pub photo_id: Option<Uuid>,
     /// `open`, `in_review`, `actioned` or `dismissed`.
     pub status: String,
@@ -86,8 +96,10 @@ pub struct ExportReport {
 pub struct ExportDecision {
     /// `warn`, `suspend`, `ban`, `reinstate` or `force_logout`.
     pub action: String,
+    #[oai(nullable)]
     pub reason: Option<String>,
     /// End of a suspension.
+    #[oai(nullable)]
     pub until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -105,6 +117,7 @@ pub struct Export {
     /// My last activity (sign-in, refresh).
     pub last_active_at: DateTime<Utc>,
     /// When my email was verified.
+    #[oai(nullable)]
     pub email_verified_at: Option<DateTime<Utc>>,
     /// My photos (their URLs need my credentials).
     pub photos: Vec<Photo>,

@@ -79,15 +79,21 @@ pub struct Location {
 #[derive(Object, Clone, Debug)]
 #[oai(example)]
 pub struct Profile {
+    #[oai(nullable)]
     pub display_name: Option<String>,
     /// `YYYY-MM-DD`.
+    #[oai(nullable)]
     pub birthdate: Option<Date>,
     /// Computed from `birthdate`.
+    #[oai(nullable)]
     pub age: Option<i32>,
+    #[oai(skip_serializing_if_is_none)]
     pub gender: Option<Gender>,
+    #[oai(nullable)]
     pub bio: Option<String>,
     pub intentions: Vec<Intention>,
     /// My exact position (never shown to others).
+    #[oai(skip_serializing_if_is_none)]
     pub location: Option<Location>,
     /// Whether the profile has what discovery needs: name, birthdate, gender, location and at
     /// least one intention.
@@ -121,15 +127,19 @@ impl Example for Profile {
 pub struct ProfilePatch {
     /// 1 to 50 characters.
     #[validate(length(min = 1, max = 50), custom(function = "printable"))]
+    #[oai(nullable)]
     pub display_name: Option<String>,
     /// `YYYY-MM-DD`; you must be 18 or older.
     #[validate(custom(function = "adult"))]
+    #[oai(nullable)]
     pub birthdate: Option<Date>,
+    #[oai(skip_serializing_if_is_none)]
     pub gender: Option<Gender>,
     /// Up to 500 characters; `null` clears it.
     pub bio: MaybeUndefined<String>,
     /// 1 to 6 distinct intentions.
     #[validate(length(min = 1, max = 6), custom(function = "distinct_intentions"))]
+    #[oai(nullable)]
     pub intentions: Option<Vec<Intention>>,
     /// `null` clears it (and hides me from discovery).
     pub location: MaybeUndefined<Location>,
@@ -244,6 +254,7 @@ pub struct Settings {
     /// Hidden from discovery and profile views, except to people I liked.
     pub incognito: bool,
     /// Hidden from discovery until this time (a break); null when not snoozed.
+    #[oai(nullable)]
     pub snoozed_until: Option<DateTime<Utc>>,
     pub notify_resonances: bool,
     pub notify_messages: bool,
@@ -266,11 +277,15 @@ impl Example for Settings {
 #[derive(Object, Default)]
 #[oai(example, deny_unknown_fields)]
 pub struct SettingsPatch {
+    #[oai(nullable)]
     pub incognito: Option<bool>,
     /// A future time, or `null` to end the snooze.
     pub snoozed_until: MaybeUndefined<DateTime<Utc>>,
+    #[oai(nullable)]
     pub notify_resonances: Option<bool>,
+    #[oai(nullable)]
     pub notify_messages: Option<bool>,
+    #[oai(nullable)]
     pub notify_likes: Option<bool>,
 }
 
@@ -322,15 +337,20 @@ impl Example for Me {
 #[oai(example)]
 pub struct PublicProfile {
     pub user_id: Uuid,
+    #[oai(nullable)]
     pub display_name: Option<String>,
+    #[oai(nullable)]
     pub age: Option<i32>,
+    #[oai(skip_serializing_if_is_none)]
     pub gender: Option<Gender>,
+    #[oai(nullable)]
     pub bio: Option<String>,
     pub intentions: Vec<Intention>,
     /// The intentions we share.
     pub shared_intentions: Vec<Intention>,
     /// Distance between us, rounded to the kilometre (at least 1); null when either of us has
     /// no location.
+    #[oai(nullable)]
     pub distance_km: Option<i32>,
     /// Approved photos (1280 px WebP), in the person's order: signed links that need no
     /// credentials and expire within two hours (fetch the card again for fresh ones).

@@ -70,12 +70,14 @@ pub struct ReportRequest {
     pub user_id: Uuid,
     pub reason: ReportReason,
     /// What happened, in the reporter's words (at most 2,000 characters).
-    #[oai(validator(max_length = 2000))]
+    #[oai(nullable, validator(max_length = 2000))]
     pub details: Option<String>,
     /// The conversation concerned (a résonance between us, active or ended): its last messages
     /// are kept for the moderators.
+    #[oai(nullable)]
     pub resonance_id: Option<Uuid>,
     /// The photo concerned (one of theirs).
+    #[oai(nullable)]
     pub photo_id: Option<Uuid>,
 }
 

@@ -94,6 +94,7 @@ pub struct SwipeResult {
     /// True when this swipe created the résonance (a like meeting an earlier like).
     pub resonance_created: bool,
     /// The résonance with this person, when there is one.
+    #[oai(skip_serializing_if_is_none)]
     pub resonance: Option<ResonanceRef>,
 }
 
@@ -129,6 +130,7 @@ pub enum SwipeResponse {
 #[oai(example)]
 pub struct ResonancePage {
     pub items: Vec<Resonance>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -181,6 +183,7 @@ impl Example for ChatMessage {
 pub struct MessagePage {
     pub items: Vec<ChatMessage>,
     /// The last message id of this page when more follow (pass it as `after`), else null.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
