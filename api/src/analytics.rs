@@ -3,15 +3,21 @@
 //! `GET /v1/admin/analytics/{metric}`.
 //!
 //! Choices:
-//! - Each pass (every minute) recomputes the buckets from the last one it wrote (or the last 30
-//!   days the first time) up to now. A count never goes down (`GREATEST` on upsert): erasing an
-//!   account deletes its swipes, but the aggregates keep what happened, anonymously; and
-//!   `active_people` (people whose last activity falls in the day) only grows as the day goes.
+//! - Each pass (every minute, one worker at a time) recomputes the hours from the one before
+//!   the last it wrote (or the last 30 days the first time) up to now, then the days as sums of
+//!   their hours. A count never goes down (`GREATEST` on upsert): erasing an account deletes its
+//!   swipes, but the aggregates keep what happened, anonymously. A swipe changed later (a pass
+//!   turned into a like) is counted where and as it stands at the next pass, and its earlier
+//!   count stays.
+//! - `active_people` counts the people whose last activity (a sign-in or a token refresh,
+//!   recorded at most every ten minutes) falls in the day: exact for the day in progress, which
+//!   is the only one a pass counts, so days before the worker first ran are not backfilled.
 //! - Metrics: `signups`, `swipes` (by `like` / `pass`), `resonances` (matches made),
 //!   `resonances_ended` (by `unmatch` / `block` / `moderation`), `reports` (by reason),
 //!   `active_people` (per day only). Chat volumes are the gateway's `/metrics` (Prometheus).
-//! - Buckets are UTC hours and days. The activity tables carry BRIN indexes on their time
-//!   columns (tiny, cheap to keep) so a pass reads only the recent rows.
+//! - Buckets are UTC hours and days. The activity tables carry indexes on their time columns
+//!   (BRIN for creation times, btree for `ended_at` and `last_active_at`) so a pass reads only
+//!   the recent rows.
 //! - Answers are zero-filled between `from` and `to` (at most 2,000 buckets), so a dashboard
 //!   draws them as they come.
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -23,7 +29,7 @@ use poem_openapi::{
     types::Example,
     Enum, Object, OpenApi,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement, TransactionTrait};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::{
@@ -95,7 +101,8 @@ impl Bucket {
     }
 }
 
-/// How each metric is counted: (metric, time column, dimension expression, table, condition).
+/// How each hourly metric is counted: (metric, time column, dimension expression, table,
+/// condition). Day buckets are the sums of their hours.
 const SOURCES: &[(&str, &str, &str, &str, &str)] = &[
     ("signups", "created_at", "''", "users", "true"),
     ("swipes", "created_at", "action", "swipes", "true"),
@@ -108,34 +115,108 @@ const SOURCES: &[(&str, &str, &str, &str, &str)] = &[
         "ended_at IS NOT NULL",
     ),
     ("reports", "created_at", "reason", "reports", "true"),
-    ("active_people", "last_active_at", "''", "users", "true"),
 ];
 
-/// One roll-up pass (the worker's, every minute); returns how many aggregate rows it wrote.
-pub async fn roll_up(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
-    let mut written = 0;
-    for bucket in ["hour", "day"] {
-        for (metric, at, dimension, table, condition) in SOURCES {
-            if *metric == "active_people" && bucket == "hour" {
-                continue;
-            }
-            // From the last bucket written (it may have grown since), or 30 days back.
-            let sql = format!(
-                "WITH since AS (
-                   SELECT coalesce(max(bucket_start), date_trunc('{bucket}', now() - interval '30 days', 'UTC')) AS t
-                   FROM analytics_aggregates WHERE metric = '{metric}' AND bucket = '{bucket}')
-                 INSERT INTO analytics_aggregates (metric, bucket, bucket_start, dimension, value)
-                 SELECT '{metric}', '{bucket}', date_trunc('{bucket}', {at}, 'UTC') AS b, {dimension}, count(*)
-                 FROM {table}, since
-                 WHERE {condition} AND {at} >= since.t
-                 GROUP BY 3, 4
-                 ON CONFLICT (metric, bucket, bucket_start, dimension) DO UPDATE
-                   SET value = GREATEST(analytics_aggregates.value, EXCLUDED.value),
-                       updated_at = now()"
-            );
-            written += db.execute_unprepared(&sql).await?.rows_affected();
-        }
+const UPSERT: &str = "ON CONFLICT (metric, bucket, bucket_start, dimension) DO UPDATE
+    SET value = GREATEST(analytics_aggregates.value, EXCLUDED.value), updated_at = now()";
+
+fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+}
+
+/// Where a metric's pass starts: one bucket before the last it wrote (a row stamped just
+/// before that bucket may have committed after the last pass), or `backfill` back.
+async fn since(
+    txn: &impl ConnectionTrait,
+    metric: &str,
+    bucket: &str,
+    backfill: &str,
+) -> Result<DateTime<Utc>, sea_orm::DbErr> {
+    let row = txn
+        .query_one(stmt(
+            &format!(
+                "SELECT coalesce(max(bucket_start) - interval '1 {bucket}',
+                                 date_trunc('{bucket}', now() - interval '{backfill}', 'UTC')) AS t
+                 FROM analytics_aggregates WHERE metric = $1 AND bucket = $2"
+            ),
+            vec![metric.into(), bucket.into()],
+        ))
+        .await?;
+    match row {
+        Some(row) => row.try_get("", "t"),
+        None => Ok(Utc::now()),
     }
+}
+
+/// One roll-up pass (the worker's, every minute); returns how many aggregate rows it wrote.
+/// One worker at a time does it (a transaction-scoped advisory lock; the others skip).
+pub async fn roll_up(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
+    let txn = db.begin().await?;
+    let locked = txn
+        .query_one(stmt(
+            "SELECT pg_try_advisory_xact_lock(hashtext('despacio:analytics')) AS locked",
+            vec![],
+        ))
+        .await?
+        .map(|row| row.try_get::<bool>("", "locked"))
+        .transpose()?
+        .unwrap_or(false);
+    if !locked {
+        return Ok(0);
+    }
+    let mut written = 0;
+    for (metric, at, dimension, table, condition) in SOURCES {
+        let from = since(&txn, metric, "hour", "30 days").await?;
+        written += txn
+            .execute(stmt(
+                &format!(
+                    "INSERT INTO analytics_aggregates (metric, bucket, bucket_start, dimension, value)
+                     SELECT $1, 'hour', date_trunc('hour', {at}, 'UTC'), {dimension}, count(*)
+                     FROM {table} WHERE {condition} AND {at} >= $2
+                     GROUP BY 3, 4 {UPSERT}"
+                ),
+                vec![(*metric).into(), from.into()],
+            ))
+            .await?
+            .rows_affected();
+        let from = since(&txn, metric, "day", "30 days").await?;
+        written += txn
+            .execute(stmt(
+                &format!(
+                    "INSERT INTO analytics_aggregates (metric, bucket, bucket_start, dimension, value)
+                     SELECT $1, 'day', date_trunc('day', bucket_start, 'UTC'), dimension,
+                            sum(value)::bigint
+                     FROM analytics_aggregates
+                     WHERE metric = $1 AND bucket = 'hour' AND bucket_start >= $2
+                     GROUP BY 3, 4 {UPSERT}"
+                ),
+                vec![(*metric).into(), from.into()],
+            ))
+            .await?
+            .rows_affected();
+    }
+    // People whose last activity falls in the day: exact for the day in progress, which is
+    // all a pass counts (yesterday too, kept at its highest, just after midnight).
+    let from = since(&txn, "active_people", "day", "1 day").await?.max(
+        Utc::now()
+            .duration_trunc(Duration::days(1))
+            .unwrap_or_default()
+            - Duration::days(1),
+    );
+    written += txn
+        .execute(stmt(
+            &format!(
+                "INSERT INTO analytics_aggregates (metric, bucket, bucket_start, dimension, value)
+                 SELECT 'active_people', 'day', date_trunc('day', last_active_at, 'UTC'), '',
+                        count(*)
+                 FROM users WHERE last_active_at >= $1
+                 GROUP BY 3, 4 {UPSERT}"
+            ),
+            vec![from.into()],
+        ))
+        .await?
+        .rows_affected();
+    txn.commit().await?;
     Ok(written)
 }
 
@@ -227,6 +308,15 @@ impl AnalyticsApi {
             .into());
         }
         let to = to.0.unwrap_or_else(Utc::now);
+        let earliest = DateTime::from_timestamp(0, 0).unwrap_or_default();
+        let latest = DateTime::from_timestamp(7_258_118_400, 0).unwrap_or_default(); // 2200
+        for (field, at) in [("from", from.0), ("to", Some(to))] {
+            if at.is_some_and(|at| at < earliest || at > latest) {
+                return Err(
+                    AppError::invalid(field, "out_of_range", "between 1970 and 2200").into(),
+                );
+            }
+        }
         let default_span = match bucket {
             Bucket::Hour => Duration::hours(48),
             Bucket::Day => Duration::days(7),

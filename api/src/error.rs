@@ -33,16 +33,16 @@ pub struct Problem {
     /// What went wrong this time, in words.
     pub detail: String,
     /// The request field at fault, as a JSON path (`location.latitude`), when there is one.
-    #[oai(nullable, skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none)]
     pub field: Option<String>,
     /// For `validation-failed`: every invalid field.
-    #[oai(nullable, skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none)]
     pub errors: Option<Vec<FieldProblem>>,
     /// For `rate-limited`: seconds to wait (also in the `Retry-After` header).
-    #[oai(nullable, skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none)]
     pub retry_after: Option<u64>,
     /// For `account-suspended`: when the suspension ends.
-    #[oai(nullable, skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none)]
     pub until: Option<DateTime<Utc>>,
 }
 

@@ -106,8 +106,70 @@ pub fn service(metrics: Arc<Metrics>) -> OpenApiService<Apis, ()> {
     .description(DESCRIPTION)
 }
 
-/// The spec as committed in `openapi/openapi.json` (pretty JSON, trailing newline).
+/// The spec as committed in `openapi/openapi.json` and served at `/openapi.json` (pretty JSON,
+/// trailing newline), normalised by [`normalise`].
 pub fn spec_json() -> anyhow::Result<String> {
     let metrics = Arc::new(Metrics::new()?);
-    Ok(format!("{}\n", service(metrics).spec()))
+    spec_of(&service(metrics))
+}
+
+/// The normalised spec of `api`.
+pub fn spec_of(api: &OpenApiService<Apis, ()>) -> anyhow::Result<String> {
+    let mut spec: serde_json::Value = serde_json::from_str(&api.spec())?;
+    normalise(&mut spec);
+    Ok(format!("{}\n", serde_json::to_string_pretty(&spec)?))
+}
+
+/// Keywords a field adds next to a referenced schema.
+const REF_SIBLINGS: &[&str] = &[
+    "nullable",
+    "description",
+    "default",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+    "title",
+];
+
+/// poem-openapi writes a field of a named type with its own metadata (`nullable`, a
+/// description…) as `allOf: [{$ref}, {nullable, description…}]`. SDK generators read the second
+/// member as a schema of its own and fail (openapi-python-client drops the whole model); this
+/// moves that metadata up beside `allOf: [{$ref}]`, which every generator reads as "this type,
+/// or null".
+pub fn normalise(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Array(members)) = map.get_mut("allOf") {
+                let refs = members.iter().filter(|m| m.get("$ref").is_some()).count();
+                let only_metadata = |m: &serde_json::Value| {
+                    m.as_object()
+                        .is_some_and(|o| o.keys().all(|k| REF_SIBLINGS.contains(&k.as_str())))
+                };
+                if refs == 1
+                    && members
+                        .iter()
+                        .all(|m| m.get("$ref").is_some() || only_metadata(m))
+                {
+                    let mut lifted = serde_json::Map::new();
+                    members.retain(|m| {
+                        if m.get("$ref").is_some() {
+                            return true;
+                        }
+                        if let Some(o) = m.as_object() {
+                            lifted.extend(o.clone());
+                        }
+                        false
+                    });
+                    for (k, v) in lifted {
+                        map.entry(k).or_insert(v);
+                    }
+                }
+            }
+            for v in map.values_mut() {
+                normalise(v);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(normalise),
+        _ => {}
+    }
 }

@@ -53,7 +53,13 @@ impl Application {
         let metrics = state.metrics.clone();
         let api = openapi::service(metrics.clone());
         let spec_index = Arc::new(SpecIndex::new(&api.spec()));
-        let spec = api.spec_endpoint();
+        // The committed document, normalised for SDK generators (`openapi::normalise`).
+        let spec_text = openapi::spec_of(&api)?;
+        let spec = poem::endpoint::make_sync(move |_| {
+            poem::Response::builder()
+                .content_type("application/json; charset=utf-8")
+                .body(spec_text.clone())
+        });
         let mut routes = Route::new()
             .at("/openapi.json", spec)
             .at("/docs", ops::docs_redirect)

@@ -18,7 +18,7 @@
 //! - `m20261125_000010_discovery_mirror`: discovery's copies of preferences and status on profiles.
 //! - `m20261207_000011_object_deletions`: photo objects still to delete after their rows went.
 //! - `m20261207_000012_sealed_report_evidence`: the conversation's last messages kept with a report.
-//! - `m20261207_000013_analytics_time_indexes`: BRIN indexes for the analytics roll-up.
+//! - `m20261207_000013_activity_indexes`: indexes for the analytics roll-up and recent activity.
 //!
 //! Rules: never edit a migration that has been applied somewhere; add a new one. Every migration
 //! has a `down`.
@@ -37,7 +37,7 @@ mod m20261125_000009_queue_generation_ranks;
 mod m20261125_000010_discovery_mirror;
 mod m20261207_000011_object_deletions;
 mod m20261207_000012_sealed_report_evidence;
-mod m20261207_000013_analytics_time_indexes;
+mod m20261207_000013_activity_indexes;
 
 /// The ordered list of DESPACIO's migrations.
 pub struct Migrator;
@@ -58,7 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000010_discovery_mirror::Migration),
             Box::new(m20261207_000011_object_deletions::Migration),
             Box::new(m20261207_000012_sealed_report_evidence::Migration),
-            Box::new(m20261207_000013_analytics_time_indexes::Migration),
+            Box::new(m20261207_000013_activity_indexes::Migration),
         ]
     }
 }

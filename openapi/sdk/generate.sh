@@ -8,11 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON_CLIENT_VERSION=0.29.1
 venv="${SDK_VENV:-$HOME/.cache/despacio/sdk-venv}"
-if ! "$venv/bin/openapi-python-client" --version 2>/dev/null | grep -q "$PYTHON_CLIENT_VERSION"; then
+if ! "$venv/bin/openapi-python-client" --version 2>/dev/null \
+  | grep -qxF "openapi-python-client version: $PYTHON_CLIENT_VERSION"; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "openapi-python-client==$PYTHON_CLIENT_VERSION"
 fi
-if [ ! -x node_modules/.bin/openapi-typescript ]; then
+if [ ! -x node_modules/.bin/openapi-typescript ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --prefer-offline --loglevel=error
 fi
 rm -rf out

@@ -23,7 +23,7 @@ from despacio_client.models import (  # noqa: E402
     Me,
     Problem,
     ProfilePatch,
-    ProfilePatchLocation,
+    Location,
     RegisterRequest,
     Report,
     ReportReason,
@@ -60,13 +60,14 @@ def person(name):
             birthdate=datetime.date(1993, 4, 5),
             gender=Gender.NON_BINARY,
             intentions=[Intention.LONG_TERM],
-            location=ProfilePatchLocation.from_dict({"latitude": 48.85, "longitude": 2.35}),
+            location=Location(latitude=48.85, longitude=2.35),
         ),
     )
     if isinstance(profile, Problem) or profile is None:
         raise SystemExit(f"update_profile: {profile!r}")
     me = expect(get_me.sync(client=client), Me, "get_me")
     assert me.email == email and me.profile.display_name == name, me
+    assert me.settings.snoozed_until is None, me.settings
     return client, me
 
 
@@ -88,6 +89,10 @@ assert export.account.id == ana_me.id and export.resonances[0].user_id == max_me
 # A problem parses into the spec's Problem model.
 refused = swipe.sync(client=ana, body=SwipeRequest(target_id=ana_me.id, action=SwipeAction.LIKE))
 expect(refused, Problem, "swiping oneself")
+# `null` clears a field (the bio here), and a null answer parses.
+cleared = update_profile.sync(client=ana, body=ProfilePatch(bio=None))
+if isinstance(cleared, Problem) or cleared is None or cleared.bio is not None:
+    raise SystemExit(f"clearing the bio: {cleared!r}")
 gone = erase_me.sync_detailed(client=max_)
 assert gone.status_code == 204, gone
 after = get_me.sync_detailed(client=max_)

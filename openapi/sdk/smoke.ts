@@ -46,6 +46,17 @@ const page = await ana.client.GET("/v1/resonances", { params: { query: { limit: 
 if (page.data?.items[0]?.user_id !== max.id) fail("résonances", page.error ?? page.data);
 const refused = await ana.client.POST("/v1/swipes", { body: { target_id: ana.id, action: "like" } });
 if (refused.response.status !== 422 || !refused.error?.type) fail("swiping oneself", refused.error);
+const reported = await ana.client.POST("/v1/reports", {
+  body: { user_id: max.id, reason: "spam", details: "sdk smoke" },
+});
+if (reported.data?.status !== "open") fail("report", reported.error);
 const exported = await ana.client.GET("/v1/me/export");
 if (exported.data?.account.id !== ana.id) fail("export", exported.error);
+// `null` clears a field.
+const cleared = await ana.client.PATCH("/v1/me/profile", { body: { bio: null } });
+if (!cleared.data || cleared.data.bio !== null) fail("clearing the bio", cleared.error ?? cleared.data);
+const erased = await max.client.DELETE("/v1/me");
+if (erased.response.status !== 204) fail("erase", erased.error);
+const after = await max.client.GET("/v1/me");
+if (after.response.status !== 401 || !after.error?.type) fail("after erasure", after.error);
 console.log("typescript sdk: ok");

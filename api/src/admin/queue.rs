@@ -163,12 +163,13 @@ impl Example for AdminReportDetail {
 #[derive(Object)]
 #[oai(example, deny_unknown_fields)]
 pub struct ReportPatch {
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     pub status: Option<ReportStatus>,
     /// At most 2,000 characters.
-    #[oai(validator(max_length = 2000))]
+    #[oai(nullable, validator(max_length = 2000))]
     pub note: MaybeUndefined<String>,
     /// A moderator or an admin.
+    #[oai(nullable)]
     pub assignee_id: MaybeUndefined<Uuid>,
 }
 

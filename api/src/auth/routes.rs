@@ -145,15 +145,15 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// Single-use token for `POST /v1/auth/refresh`. Absent for browsers, which receive it only
     /// as the HttpOnly `despacio_refresh` cookie.
-    #[oai(nullable, skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none)]
     pub refresh_token: Option<String>,
     /// Seconds until the session expires (refreshing does not extend it; log in again then).
-    #[oai(nullable, skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none)]
     pub refresh_expires_in: Option<u64>,
     pub user_id: Uuid,
     pub session_id: Uuid,
     /// For magic-link sign-in: whether this sign-in created the account.
-    #[oai(nullable, skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none)]
     pub account_created: Option<bool>,
 }
 

@@ -131,6 +131,19 @@ fn role_of(user: &users::Model) -> Role {
     Role::parse(&user.role).unwrap_or(Role::User)
 }
 
+/// Records that a person is active (a sign-in or a token refresh), at most every ten minutes:
+/// discovery ranks and prepares queues by it, analytics counts active people by it.
+async fn touch_activity<C: ConnectionTrait>(conn: &C, user: Uuid) -> Result<(), AppError> {
+    conn.execute(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        "UPDATE users SET last_active_at = now()
+         WHERE id = $1 AND last_active_at < now() - interval '10 minutes'",
+        vec![user.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Opens a session (a new refresh-token family) and issues its first tokens.
 async fn start_session<C: ConnectionTrait>(
     state: &AppState,
@@ -168,6 +181,7 @@ async fn start_session<C: ConnectionTrait>(
     }
     .insert(conn)
     .await?;
+    touch_activity(conn, user.id).await?;
     let (access_token, expires_in) = access_token(state, user.id, session_id, role_of(user), now)?;
     Ok(IssuedTokens {
         access_token,
@@ -544,6 +558,7 @@ pub async fn refresh(
         .filter(sessions::Column::Id.eq(session.id))
         .exec(&txn)
         .await?;
+    touch_activity(&txn, user.id).await?;
     txn.commit().await?;
     let (access_token, expires_in) = access_token(
         state,

@@ -114,7 +114,7 @@ pub struct Export {
     pub generated_at: DateTime<Utc>,
     /// Account, profile (bio decrypted), preferences and settings, as `GET /v1/me` answers.
     pub account: Me,
-    /// My last activity (sign-in, refresh).
+    /// My last activity (a sign-in or a token refresh, recorded at most every ten minutes).
     pub last_active_at: DateTime<Utc>,
     /// When my email was verified.
     #[oai(nullable)]

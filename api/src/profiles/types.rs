@@ -87,13 +87,13 @@ pub struct Profile {
     /// Computed from `birthdate`.
     #[oai(nullable)]
     pub age: Option<i32>,
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     pub gender: Option<Gender>,
     #[oai(nullable)]
     pub bio: Option<String>,
     pub intentions: Vec<Intention>,
     /// My exact position (never shown to others).
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     pub location: Option<Location>,
     /// Whether the profile has what discovery needs: name, birthdate, gender, location and at
     /// least one intention.
@@ -133,15 +133,17 @@ pub struct ProfilePatch {
     #[validate(custom(function = "adult"))]
     #[oai(nullable)]
     pub birthdate: Option<Date>,
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     pub gender: Option<Gender>,
     /// Up to 500 characters; `null` clears it.
+    #[oai(nullable)]
     pub bio: MaybeUndefined<String>,
     /// 1 to 6 distinct intentions.
     #[validate(length(min = 1, max = 6), custom(function = "distinct_intentions"))]
     #[oai(nullable)]
     pub intentions: Option<Vec<Intention>>,
     /// `null` clears it (and hides me from discovery).
+    #[oai(nullable)]
     pub location: MaybeUndefined<Location>,
 }
 
@@ -280,6 +282,7 @@ pub struct SettingsPatch {
     #[oai(nullable)]
     pub incognito: Option<bool>,
     /// A future time, or `null` to end the snooze.
+    #[oai(nullable)]
     pub snoozed_until: MaybeUndefined<DateTime<Utc>>,
     #[oai(nullable)]
     pub notify_resonances: Option<bool>,
@@ -341,7 +344,7 @@ pub struct PublicProfile {
     pub display_name: Option<String>,
     #[oai(nullable)]
     pub age: Option<i32>,
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     pub gender: Option<Gender>,
     #[oai(nullable)]
     pub bio: Option<String>,

@@ -94,7 +94,7 @@ pub struct SwipeResult {
     /// True when this swipe created the résonance (a like meeting an earlier like).
     pub resonance_created: bool,
     /// The résonance with this person, when there is one.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     pub resonance: Option<ResonanceRef>,
 }
 
