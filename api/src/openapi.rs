@@ -6,7 +6,7 @@ use std::sync::Arc;
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::{
-    admin::{queue::AdminQueueApi, AdminApi},
+    admin::{logs::AdminLogsApi, queue::AdminQueueApi, AdminApi},
     analytics::AnalyticsApi,
     auth::routes::{AuthApi, KeysApi},
     blocks::BlocksApi,
@@ -78,6 +78,7 @@ pub type Apis = (
     AdminApi,
     AdminQueueApi,
     AnalyticsApi,
+    AdminLogsApi,
 );
 
 /// The service with every operation.
@@ -99,6 +100,7 @@ pub fn service(metrics: Arc<Metrics>) -> OpenApiService<Apis, ()> {
             AdminApi,
             AdminQueueApi,
             AnalyticsApi,
+            AdminLogsApi,
         ),
         "DESPACIO API",
         env!("CARGO_PKG_VERSION"),

@@ -12,7 +12,9 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,fred=warn")
     });
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(entities::logs::TapLayer);
     let _ = match format {
         LogFormat::Json => registry
             .with(
@@ -25,6 +27,16 @@ pub fn init(format: LogFormat) {
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
     };
+}
+
+/// Installs a subscriber that only feeds the live log tap (no output), unless one is installed
+/// already: what the tests use, so that the log stream has events to stream.
+pub fn init_tap_only() {
+    let filter = EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,fred=warn");
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(entities::logs::TapLayer)
+        .try_init();
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

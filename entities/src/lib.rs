@@ -23,6 +23,7 @@ pub mod discovery_queue;
 pub mod discovery_state;
 pub mod events;
 pub mod keys;
+pub mod logs;
 pub mod magic_links;
 pub mod moderation_actions;
 pub mod password_credentials;

@@ -210,6 +210,7 @@ pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream, accepted
         read_marks: HashMap::new(),
         relayed: false,
         resumes: VecDeque::new(),
+        logs: None,
     };
     session.run().await;
     drop(session);
@@ -403,6 +404,59 @@ struct Session<'a> {
     relayed: bool,
     /// Recent `resume` frames (at most [`RESUMES_PER_MINUTE`] a minute).
     resumes: VecDeque<Instant>,
+    /// An admin's log subscription: the forwarding task and its level (see [`LogLevel`]).
+    logs: Option<(
+        tokio::task::JoinHandle<()>,
+        Arc<std::sync::atomic::AtomicU8>,
+    )>,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if let Some((task, _)) = self.logs.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Log levels as the forwarding task reads them (0 = error … 3 = debug).
+const LOG_LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
+
+fn log_level(index: u8) -> tracing::Level {
+    match index {
+        0 => tracing::Level::ERROR,
+        1 => tracing::Level::WARN,
+        2 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    }
+}
+
+/// Forwards this process's log events at `level` or above to `conn` until it closes; events
+/// that find its queue half full are skipped and counted in the next frame.
+async fn forward_logs(conn: Arc<Conn>, level: Arc<std::sync::atomic::AtomicU8>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = entities::logs::subscribe();
+    let mut skipped = 0u64;
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(n)) => {
+                skipped += n;
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let min = log_level(level.load(Ordering::Relaxed));
+        if !entities::logs::at_least(&event, min) {
+            continue;
+        }
+        let frame = protocol::log(&event.json, skipped);
+        match conn.push_if_room(Out::Text(frame.into())) {
+            Some(true) => skipped = 0,
+            Some(false) => skipped += 1,
+            None => return,
+        }
+    }
 }
 
 enum Step {
@@ -574,7 +628,52 @@ impl Session<'_> {
                 resonance_id,
                 message_id,
             } => self.read(resonance_id, message_id).await,
+            ClientFrame::SubscribeLogs { level } => self.subscribe_logs(level).await,
         }
+    }
+
+    async fn subscribe_logs(&mut self, level: Option<String>) -> Step {
+        let name = level
+            .unwrap_or_else(|| "info".to_owned())
+            .to_ascii_lowercase();
+        let Some(index) = LOG_LEVELS.iter().position(|l| *l == name) else {
+            return self
+                .error(
+                    ErrorFrame::new(
+                        ErrorCode::InvalidField,
+                        "`level` is one of error, warn, info, debug",
+                    )
+                    .field("level"),
+                )
+                .await;
+        };
+        match self.hub.store.role_of(self.conn.user).await {
+            Ok(Some(role)) if role == "admin" => {}
+            Ok(_) => {
+                return self
+                    .error(
+                        ErrorFrame::new(ErrorCode::Unauthorized, "logs are for admins")
+                            .field("type"),
+                    )
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "role lookup failed");
+                return self
+                    .error(ErrorFrame::new(ErrorCode::Unavailable, "try again shortly"))
+                    .await;
+            }
+        }
+        match &self.logs {
+            Some((_, current)) => current.store(index as u8, Ordering::Relaxed),
+            None => {
+                let current = Arc::new(std::sync::atomic::AtomicU8::new(index as u8));
+                let task = tokio::spawn(forward_logs(self.conn.clone(), current.clone()));
+                self.logs = Some((task, current));
+            }
+        }
+        self.reply(protocol::logs_subscribed(LOG_LEVELS[index]))
+            .await
     }
 
     async fn send(&mut self, resonance: Uuid, client_id: String, body: String) -> Step {

@@ -90,6 +90,22 @@ impl Conn {
         true
     }
 
+    /// Queues a frame that may be dropped (a log event): `Some(false)` when the queue is half
+    /// full (the frame is dropped, the connection kept), `None` once the connection is closing.
+    pub fn push_if_room(&self, out: Out) -> Option<bool> {
+        let mut outbox = lock(&self.outbox);
+        if outbox.closing.is_some() {
+            return None;
+        }
+        if outbox.items.len() >= self.capacity / 2 {
+            return Some(false);
+        }
+        outbox.items.push_back(out);
+        drop(outbox);
+        self.wake.notify_one();
+        Some(true)
+    }
+
     /// Asks the connection to close with `code`.
     pub fn close(&self, code: u16, reason: &'static str) {
         let mut outbox = lock(&self.outbox);

@@ -40,18 +40,22 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,fred=warn".into());
-    if settings.json_logs {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .compact()
-            .with_env_filter(filter)
-            .init();
+    {
+        use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,fred=warn".into());
+        let registry = tracing_subscriber::registry()
+            .with(filter)
+            .with(entities::logs::TapLayer);
+        if settings.json_logs {
+            registry
+                .with(tracing_subscriber::fmt::layer().json())
+                .init();
+        } else {
+            registry
+                .with(tracing_subscriber::fmt::layer().compact())
+                .init();
+        }
     }
     let result = async {
         let gateway = Gateway::build(&settings).await?;

@@ -30,10 +30,22 @@ pub enum ClientFrame {
         message_id: String,
     },
     Ping,
+    /// Admins only: this gateway's log events as `log` frames.
+    SubscribeLogs {
+        level: Option<String>,
+    },
 }
 
 /// The frame types clients may send (for `unknown_type` errors).
-pub const CLIENT_TYPES: &[&str] = &["auth", "send", "resume", "typing", "read", "ping"];
+pub const CLIENT_TYPES: &[&str] = &[
+    "auth",
+    "send",
+    "resume",
+    "typing",
+    "read",
+    "ping",
+    "subscribe_logs",
+];
 
 /// Error codes of `error` frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -149,6 +161,7 @@ fn fields_of(kind: &str) -> &'static [(&'static str, Kind)] {
         "resume" => &[("positions", Kind::Positions)],
         "typing" => &[("resonance_id", Kind::Uuid)],
         "read" => &[("resonance_id", Kind::Uuid), ("message_id", Kind::Text)],
+        "subscribe_logs" => &[("level", Kind::Text)],
         _ => &[],
     }
 }
@@ -255,6 +268,23 @@ pub fn closed(resonance: Uuid) -> String {
 }
 
 pub const PONG: &str = r#"{"type":"pong"}"#;
+
+pub fn logs_subscribed(level: &str) -> String {
+    json!({"type": "logs_subscribed", "level": level}).to_string()
+}
+
+/// A `log` frame from the log tap's event; `skipped` events were dropped before it.
+pub fn log(event: &serde_json::Value, skipped: u64) -> String {
+    let mut frame = serde_json::Map::new();
+    frame.insert("type".into(), "log".into());
+    if let Some(fields) = event.as_object() {
+        frame.extend(fields.clone());
+    }
+    if skipped > 0 {
+        frame.insert("skipped".into(), skipped.into());
+    }
+    serde_json::Value::Object(frame).to_string()
+}
 
 /// RFC 3339 with milliseconds, UTC.
 pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {

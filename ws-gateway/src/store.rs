@@ -234,6 +234,16 @@ impl Store {
         &self.redis
     }
 
+    /// A person's stored role (`user`, `moderator`, `admin`), if the account exists: what an
+    /// admin-only frame checks, as the API does (a demoted admin's token is not enough).
+    pub async fn role_of(&self, user: Uuid) -> anyhow::Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT role FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&self.db)
+            .await?;
+        Ok(row.map(|(role,)| role))
+    }
+
     pub fn limit(&self) -> (u64, Duration) {
         self.limit
     }

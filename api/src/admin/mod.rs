@@ -15,6 +15,7 @@
 //! enough); nobody acts on themselves; only an admin acts on a moderator or an admin. An action
 //! that names a report (`report_id`) must concern the person reported, and marks the report
 //! `actioned`. The report queue, a person's file and the audit listing are in [`queue`].
+pub mod logs;
 pub mod queue;
 
 use chrono::{DateTime, Utc};

@@ -180,6 +180,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         api::telemetry::init(api::config::LogFormat::Pretty);
     }
+    api::telemetry::init_tap_only();
     let db_name = fresh_database().await;
     let outbox = std::env::temp_dir().join(format!("despacio-outbox-{}", Uuid::new_v4().simple()));
     let prefix = format!("test:{}:", Uuid::new_v4().simple());
@@ -492,8 +493,13 @@ pub struct SseFrame {
 impl Sse {
     /// Opens `GET /v1/events` on `base` with `token` (and `Last-Event-ID` when given).
     pub async fn open(base: &str, token: &str, last_event_id: Option<&str>) -> Sse {
+        Self::open_at(base, "/v1/events", token, last_event_id).await
+    }
+
+    /// Opens the event stream at `path` on `base` with `token`.
+    pub async fn open_at(base: &str, path: &str, token: &str, last_event_id: Option<&str>) -> Sse {
         let mut req = reqwest::Client::new()
-            .get(format!("{base}/v1/events"))
+            .get(format!("{base}{path}"))
             .bearer_auth(token);
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);

@@ -12,6 +12,7 @@ mod events;
 mod helpers;
 mod idempotency;
 mod lifecycle;
+mod logs;
 mod magic_link;
 mod openapi;
 mod ops;

@@ -1,0 +1,98 @@
+//! `GET /v1/admin/logs/stream`: this API instance's log events, live (SSE), for admins.
+//!
+//! Each process streams its own events (the log tap, `entities::logs`): behind a load balancer
+//! an admin sees the instance that serves the stream; the gateways offer theirs on the chat
+//! WebSocket (`subscribe_logs`). Logs never carry personal data (users appear by id). Best
+//! effort: a listener that falls behind skips events and the next one says how many
+//! (`skipped`).
+use entities::auth::Role;
+use futures_util::StreamExt;
+use poem::web::{sse::Event, Data};
+use poem_openapi::{param::Query, payload::EventStream, ApiResponse, Enum, OpenApi};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::require_role;
+use crate::{
+    auth::extract::BearerAuth, error::ApiError, error_set, openapi::ApiTags, state::AppState,
+};
+
+error_set!(LogErrors: [400, 401, 403]);
+
+/// The least severe level streamed.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    fn level(self) -> tracing::Level {
+        match self {
+            LogLevel::Error => tracing::Level::ERROR,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Debug => tracing::Level::DEBUG,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum LogStream {
+    /// An endless `text/event-stream` of `log` events; each `data:` is one JSON object: `at`,
+    /// `level`, `target`, `message`, `fields` (the event's), `spans` (the fields of the spans
+    /// around it, e.g. `request_id`), and `skipped` when events were skipped before it.
+    #[oai(status = 200)]
+    Stream(EventStream<futures_util::stream::BoxStream<'static, serde_json::Value>>),
+}
+
+pub struct AdminLogsApi;
+
+#[OpenApi(prefix_path = "/v1/admin", tag = "ApiTags::Admin")]
+impl AdminLogsApi {
+    /// Live logs of this API instance (SSE)
+    ///
+    /// Role: admin. This instance's log events from now on, at `level` or more severe (default
+    /// `info`), as the process's filter (`RUST_LOG`) lets them through. Each instance streams
+    /// its own; the chat gateways stream theirs on the WebSocket (`subscribe_logs`). Logs never
+    /// carry personal data. A comment line every 15 s keeps proxies from closing the stream.
+    #[oai(path = "/logs/stream", method = "get", operation_id = "adminLogStream")]
+    async fn stream(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The least severe level sent (default `info`).
+        level: Query<Option<LogLevel>>,
+    ) -> Result<LogStream, ApiError<LogErrors>> {
+        require_role(&state, &auth.0, Role::Admin).await?;
+        let min = level.0.unwrap_or(LogLevel::Info).level();
+        let events = entities::logs::subscribe();
+        let stream = futures_util::stream::unfold(
+            (events, 0u64),
+            move |(mut events, mut skipped)| async move {
+                loop {
+                    match events.recv().await {
+                        Ok(event) if entities::logs::at_least(&event, min) => {
+                            let mut json = event.json.clone();
+                            if skipped > 0 {
+                                json["skipped"] = skipped.into();
+                            }
+                            return Some((json, (events, 0)));
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(n)) => skipped += n,
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )
+        .boxed();
+        Ok(LogStream::Stream(
+            EventStream::new(stream)
+                .keep_alive(state.settings.sse_heartbeat)
+                .to_event(|json| Event::message(json.to_string()).event_type("log")),
+        ))
+    }
+}
