@@ -88,6 +88,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        // Spans opened while nobody listens cost nothing here (their fields are then missing
+        // from the events a listener who arrives later receives).
+        if tap().receiver_count() == 0 {
+            return;
+        }
         let mut fields = Fields::default();
         attrs.record(&mut fields);
         if let Some(span) = ctx.span(id) {
