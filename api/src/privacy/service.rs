@@ -490,14 +490,7 @@ pub async fn export(state: &AppState, me: Uuid) -> Result<Export, AppError> {
                 Err(AppError::NotFound(_)) => break,
                 other => other?,
             };
-            messages.extend(page.into_iter().map(|m| ChatMessage {
-                resonance_id: pair.id,
-                message_id: m.message_id,
-                sender_id: m.sender_id,
-                client_id: m.client_id,
-                body: m.body,
-                sent_at: m.sent_at,
-            }));
+            messages.extend(page.into_iter().map(|m| ChatMessage::of(pair.id, m)));
             match next {
                 Some(n) => after = Some(n),
                 None => break,

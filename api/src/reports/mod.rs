@@ -150,18 +150,8 @@ async fn evidence(state: &AppState, resonance: Uuid) -> Result<Vec<ChatMessage>,
     Ok(entries
         .into_iter()
         .rev()
-        .filter_map(|(id, mut fields)| {
-            Some(ChatMessage {
-                resonance_id: resonance,
-                message_id: id,
-                sender_id: fields.get("s")?.parse().ok()?,
-                client_id: fields.remove("c").unwrap_or_default(),
-                body: fields.remove("b").unwrap_or_default(),
-                sent_at: DateTime::parse_from_rfc3339(fields.get("t")?)
-                    .ok()?
-                    .with_timezone(&Utc),
-            })
-        })
+        .filter_map(|(id, fields)| crate::resonances::service::stored_message(id, fields))
+        .map(|m| ChatMessage::of(resonance, m))
         .collect())
 }
 

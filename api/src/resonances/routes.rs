@@ -164,6 +164,20 @@ pub struct ChatMessage {
     pub sent_at: DateTime<Utc>,
 }
 
+impl ChatMessage {
+    /// A stored message of the conversation `resonance`.
+    pub fn of(resonance: Uuid, m: service::StoredMessage) -> Self {
+        Self {
+            resonance_id: resonance,
+            message_id: m.message_id,
+            sender_id: m.sender_id,
+            client_id: m.client_id,
+            body: m.body,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
 impl Example for ChatMessage {
     fn example() -> Self {
         Self {
@@ -298,14 +312,7 @@ impl ResonancesApi {
         Ok(Json(MessagePage {
             items: items
                 .into_iter()
-                .map(|m| ChatMessage {
-                    resonance_id: id.0,
-                    message_id: m.message_id,
-                    sender_id: m.sender_id,
-                    client_id: m.client_id,
-                    body: m.body,
-                    sent_at: m.sent_at,
-                })
+                .map(|m| ChatMessage::of(id.0, m))
                 .collect(),
             next_cursor,
         }))

@@ -455,6 +455,23 @@ pub struct StoredMessage {
     pub sent_at: DateTime<Utc>,
 }
 
+/// A chat stream entry (fields `s`, `c`, `b`, `t`: see `entities::chat`) as a message; `None`
+/// for an entry that is not one.
+pub(crate) fn stored_message(
+    id: String,
+    mut fields: std::collections::HashMap<String, String>,
+) -> Option<StoredMessage> {
+    Some(StoredMessage {
+        message_id: id,
+        sender_id: fields.get("s")?.parse().ok()?,
+        client_id: fields.remove("c").unwrap_or_default(),
+        body: fields.remove("b").unwrap_or_default(),
+        sent_at: DateTime::parse_from_rfc3339(fields.get("t")?)
+            .ok()?
+            .with_timezone(&Utc),
+    })
+}
+
 /// `GET /v1/resonances/{id}/messages`: what the chat store holds after `after`, oldest first.
 pub async fn history(
     state: &AppState,
@@ -510,17 +527,7 @@ pub async fn history(
     let items: Vec<StoredMessage> = entries
         .into_iter()
         .take(limit as usize)
-        .filter_map(|(id, mut fields)| {
-            Some(StoredMessage {
-                message_id: id,
-                sender_id: fields.get("s")?.parse().ok()?,
-                client_id: fields.remove("c").unwrap_or_default(),
-                body: fields.remove("b").unwrap_or_default(),
-                sent_at: DateTime::parse_from_rfc3339(fields.get("t")?)
-                    .ok()?
-                    .with_timezone(&Utc),
-            })
-        })
+        .filter_map(|(id, fields)| stored_message(id, fields))
         .collect();
     let next = if more {
         items.last().map(|m| m.message_id.clone())

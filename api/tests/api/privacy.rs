@@ -9,7 +9,7 @@ use crate::{
     chat::{connect_and_resume, told_nothing_until_his_tablet_speaks},
     chat_client::Auth,
     chat_client::ChatClient,
-    helpers::{assert_problem, spawn_app, spawn_app_with, Sse, TestApp},
+    helpers::{assert_problem, spawn_app, spawn_app_with, Sse, TestApp, TestUser},
     photos::{jpeg, local_objects, upload_ok},
     tokens::forge,
 };
@@ -67,6 +67,31 @@ pub(crate) async fn rows_mentioning(app: &TestApp, needle: &str) -> Vec<String> 
     found
 }
 
+/// Alice (with a bio and a photo), three other people and a moderator.
+struct Cast {
+    alice: TestUser,
+    bob: TestUser,
+    carol: TestUser,
+    dan: TestUser,
+    moderator: TestUser,
+    photo: Value,
+}
+
+async fn cast(app: &TestApp) -> Cast {
+    let alice = app
+        .person(json!({"bio": "slow mornings, long letters"}))
+        .await;
+    let photo = upload_ok(app, &alice, jpeg(640, 480)).await;
+    Cast {
+        alice,
+        bob: app.person(json!({})).await,
+        carol: app.person(json!({})).await,
+        dan: app.person(json!({})).await,
+        moderator: with_role(app, "moderator").await,
+        photo,
+    }
+}
+
 #[tokio::test]
 async fn erasure_needs_a_recent_authentication_and_a_token() {
     let app = spawn_app().await;
@@ -100,16 +125,14 @@ async fn erasure_needs_a_recent_authentication_and_a_token() {
 #[tokio::test]
 async fn erasure_removes_the_person_everywhere_and_tells_their_matches() {
     let app = spawn_app().await;
-    let alice = app
-        .person(json!({"bio": "slow mornings, long letters"}))
-        .await;
-    let (bob, carol, dan) = (
-        app.person(json!({})).await,
-        app.person(json!({})).await,
-        app.person(json!({})).await,
-    );
-    let moderator = with_role(&app, "moderator").await;
-    let photo = upload_ok(&app, &alice, jpeg(640, 480)).await;
+    let Cast {
+        alice,
+        bob,
+        carol,
+        dan,
+        moderator,
+        photo,
+    } = cast(&app).await;
     let photo_id = photo["id"].as_str().expect("photo id").to_owned();
     assert_eq!(local_objects(&app, &photo_id).len(), 2);
     // Bob likes back with an idempotency key of his own that names her: his stored answer.
@@ -218,22 +241,20 @@ async fn erasure_removes_the_person_everywhere_and_tells_their_matches() {
             .await,
         Some(0)
     );
-    assert_eq!(
-        app.sql_value::<String>(
-            "SELECT concat_ws(' | ', reporter_id, reported_user_id, details) FROM reports
-             WHERE reason = 'spam'"
-        )
-        .await,
-        Some(format!("{}", dan.id))
-    );
-    assert_eq!(
-        app.sql_value::<String>(
-            "SELECT concat_ws(' | ', reporter_id, reported_user_id, details) FROM reports
-             WHERE reason = 'other'"
-        )
-        .await,
-        Some(format!("{} | Carol says Alice was rude", carol.id))
-    );
+    // (reporter | reported | details, nulls left out)
+    for (reason, expected) in [
+        ("spam", dan.id.to_string()),
+        ("other", format!("{} | Carol says Alice was rude", carol.id)),
+    ] {
+        assert_eq!(
+            app.sql_value::<String>(&format!(
+                "SELECT concat_ws(' | ', reporter_id, reported_user_id, details) FROM reports
+                 WHERE reason = '{reason}'"
+            ))
+            .await,
+            Some(expected)
+        );
+    }
     assert_eq!(
         app.sql_value::<i64>(
             "SELECT count(*) FROM moderation_actions
@@ -401,16 +422,14 @@ async fn a_gateway_closing_a_connection_during_erasure_leaves_no_presence_and_sa
 async fn the_export_holds_everything_about_me_and_nothing_of_the_others() {
     let app = spawn_app().await;
     let gateway = app.spawn_gateway(&[]);
-    let alice = app
-        .person(json!({"bio": "slow mornings, long letters"}))
-        .await;
-    let (bob, carol, dan) = (
-        app.person(json!({})).await,
-        app.person(json!({})).await,
-        app.person(json!({})).await,
-    );
-    let moderator = with_role(&app, "moderator").await;
-    let photo = upload_ok(&app, &alice, jpeg(640, 480)).await;
+    let Cast {
+        alice,
+        bob,
+        carol,
+        dan,
+        moderator,
+        photo,
+    } = cast(&app).await;
     let resonance = app.resonance(&alice, &bob).await;
     app.swipe(&alice, &dan, "pass").await;
     app.swipe(&carol, &alice, "pass").await;
