@@ -1,9 +1,16 @@
 //! The live log tap: a `tracing` layer that hands each log event of this process, as one JSON
 //! object, to whoever listens (admins on `GET /v1/admin/logs/stream` or on the gateway's
-//! `subscribe_logs`). It costs one atomic load per event while nobody listens. Events are the
+//! `subscribe_logs`). It costs one atomic load per event and span while nobody listens (a
+//! count of listeners kept beside the channel, whose own count takes a lock). Events are the
 //! ones the process's filter (`RUST_LOG`) lets through; handlers never log personal data, so
 //! neither does the tap. A listener that falls behind skips events and is told how many.
-use std::sync::{Arc, OnceLock};
+use std::{
+    cell::Cell,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, OnceLock,
+    },
+};
 
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
@@ -29,9 +36,39 @@ fn tap() -> &'static broadcast::Sender<Arc<LogLine>> {
     TAP.get_or_init(|| broadcast::channel(BUFFER).0)
 }
 
+/// How many [`Listener`]s exist: the layer's fast path.
+static LISTENERS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Set while this thread hands an event to the tap: an event logged from inside that (by
+    /// the channel itself, say) is dropped instead of re-entering it.
+    static SENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A subscription to this process's log events (counted while it lives).
+pub struct Listener(broadcast::Receiver<Arc<LogLine>>);
+
+impl Listener {
+    /// The next event, or how many were skipped because this listener fell behind.
+    pub async fn recv(&mut self) -> Result<Arc<LogLine>, broadcast::error::RecvError> {
+        self.0.recv().await
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        LISTENERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Listens to this process's log events.
-pub fn subscribe() -> broadcast::Receiver<Arc<LogLine>> {
-    tap().subscribe()
+pub fn subscribe() -> Listener {
+    LISTENERS.fetch_add(1, Ordering::Relaxed);
+    Listener(tap().subscribe())
+}
+
+fn nobody_listens() -> bool {
+    LISTENERS.load(Ordering::Relaxed) == 0
 }
 
 /// Parses a level name (`error`, `warn`, `info`, `debug`, `trace`), case-insensitively.
@@ -90,7 +127,7 @@ where
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
         // Spans opened while nobody listens cost nothing here (their fields are then missing
         // from the events a listener who arrives later receives).
-        if tap().receiver_count() == 0 {
+        if nobody_listens() {
             return;
         }
         let mut fields = Fields::default();
@@ -101,6 +138,9 @@ where
     }
 
     fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if nobody_listens() {
+            return;
+        }
         if let Some(span) = ctx.span(id) {
             let mut fields = Fields::default();
             values.record(&mut fields);
@@ -111,8 +151,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let tap = tap();
-        if tap.receiver_count() == 0 {
+        if nobody_listens() || SENDING.with(Cell::get) {
             return;
         }
         let mut fields = Fields::default();
@@ -135,16 +174,27 @@ where
             "fields": fields.0,
             "spans": spans,
         });
-        let _ = tap.send(Arc::new(LogLine {
+        SENDING.with(|s| s.set(true));
+        let _ = tap().send(Arc::new(LogLine {
             level: *meta.level(),
             json,
         }));
+        SENDING.with(|s| s.set(false));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listeners_are_counted_while_they_live() {
+        let before = LISTENERS.load(Ordering::Relaxed);
+        let listener = subscribe();
+        assert_eq!(LISTENERS.load(Ordering::Relaxed), before + 1);
+        drop(listener);
+        assert_eq!(LISTENERS.load(Ordering::Relaxed), before);
+    }
 
     #[test]
     fn levels_parse_and_order_by_severity() {

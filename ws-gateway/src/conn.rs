@@ -404,20 +404,31 @@ struct Session<'a> {
     relayed: bool,
     /// Recent `resume` frames (at most [`RESUMES_PER_MINUTE`] a minute).
     resumes: VecDeque<Instant>,
-    /// An admin's log subscription: the forwarding task and its level (see [`LogLevel`]).
-    logs: Option<(
-        tokio::task::JoinHandle<()>,
-        Arc<std::sync::atomic::AtomicU8>,
-    )>,
+    /// `subscribe_logs`: boxed, so that connections that never send it pay one pointer.
+    logs: Option<Box<LogSubscription>>,
+}
+
+/// What a connection's `subscribe_logs` came to.
+enum LogSubscription {
+    /// Not an admin: later requests are refused without asking the database again.
+    Refused,
+    /// The forwarding task and the level it reads (an index of [`LOG_LEVELS`]).
+    Active {
+        task: tokio::task::JoinHandle<()>,
+        level: Arc<std::sync::atomic::AtomicU8>,
+    },
 }
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
-        if let Some((task, _)) = self.logs.take() {
+        if let Some(LogSubscription::Active { task, .. }) = self.logs.take().map(|b| *b) {
             task.abort();
         }
     }
 }
+
+/// How often a log subscription checks that its admin is still one.
+const LOG_ROLE_RECHECK: Duration = Duration::from_secs(30);
 
 /// Log levels as the forwarding task reads them (0 = error … 3 = debug).
 const LOG_LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
@@ -431,14 +442,30 @@ fn log_level(index: u8) -> tracing::Level {
     }
 }
 
-/// Forwards this process's log events at `level` or above to `conn` until it closes; events
-/// that find its queue half full are skipped and counted in the next frame.
-async fn forward_logs(conn: Arc<Conn>, level: Arc<std::sync::atomic::AtomicU8>) {
+/// Forwards this process's log events at `level` or above to `conn` until it closes, or until
+/// its person is no longer an admin (checked every [`LOG_ROLE_RECHECK`]); events that find its
+/// queue busy are skipped and counted in the next frame (with those the listener fell behind
+/// on, whatever their level).
+async fn forward_logs(hub: Arc<Hub>, conn: Arc<Conn>, level: Arc<std::sync::atomic::AtomicU8>) {
     use tokio::sync::broadcast::error::RecvError;
     let mut events = entities::logs::subscribe();
     let mut skipped = 0u64;
+    let mut recheck = tokio::time::interval(LOG_ROLE_RECHECK);
+    recheck.tick().await;
     loop {
-        let event = match events.recv().await {
+        let received = tokio::select! {
+            received = events.recv() => received,
+            _ = recheck.tick() => {
+                let still = hub.store.role_of(conn.user).await;
+                if !matches!(still, Ok(Some(role)) if role == "admin") {
+                    let refused = ErrorFrame::new(ErrorCode::Unauthorized, "logs are for admins");
+                    conn.push(Out::Text(refused.text().into()));
+                    return;
+                }
+                continue;
+            }
+        };
+        let event = match received {
             Ok(event) => event,
             Err(RecvError::Lagged(n)) => {
                 skipped += n;
@@ -647,15 +674,15 @@ impl Session<'_> {
                 )
                 .await;
         };
+        let refused = || ErrorFrame::new(ErrorCode::Unauthorized, "logs are for admins");
+        if matches!(self.logs.as_deref(), Some(LogSubscription::Refused)) {
+            return self.error(refused()).await;
+        }
         match self.hub.store.role_of(self.conn.user).await {
             Ok(Some(role)) if role == "admin" => {}
             Ok(_) => {
-                return self
-                    .error(
-                        ErrorFrame::new(ErrorCode::Unauthorized, "logs are for admins")
-                            .field("type"),
-                    )
-                    .await
+                self.logs = Some(Box::new(LogSubscription::Refused));
+                return self.error(refused()).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "role lookup failed");
@@ -664,12 +691,18 @@ impl Session<'_> {
                     .await;
             }
         }
-        match &self.logs {
-            Some((_, current)) => current.store(index as u8, Ordering::Relaxed),
-            None => {
-                let current = Arc::new(std::sync::atomic::AtomicU8::new(index as u8));
-                let task = tokio::spawn(forward_logs(self.conn.clone(), current.clone()));
-                self.logs = Some((task, current));
+        match self.logs.as_deref() {
+            Some(LogSubscription::Active { level, .. }) => {
+                level.store(index as u8, Ordering::Relaxed)
+            }
+            _ => {
+                let level = Arc::new(std::sync::atomic::AtomicU8::new(index as u8));
+                let task = tokio::spawn(forward_logs(
+                    self.hub.clone(),
+                    self.conn.clone(),
+                    level.clone(),
+                ));
+                self.logs = Some(Box::new(LogSubscription::Active { task, level }));
             }
         }
         self.reply(protocol::logs_subscribed(LOG_LEVELS[index]))

@@ -90,14 +90,15 @@ impl Conn {
         true
     }
 
-    /// Queues a frame that may be dropped (a log event): `Some(false)` when the queue is half
-    /// full (the frame is dropped, the connection kept), `None` once the connection is closing.
+    /// Queues a frame that may be dropped (a log event): `Some(false)` when the queue holds an
+    /// eighth of its capacity already (the frame is dropped, the connection kept: log frames
+    /// never bring the slow-consumer close much nearer), `None` once the connection is closing.
     pub fn push_if_room(&self, out: Out) -> Option<bool> {
         let mut outbox = lock(&self.outbox);
         if outbox.closing.is_some() {
             return None;
         }
-        if outbox.items.len() >= self.capacity / 2 {
+        if outbox.items.len() >= (self.capacity / 8).max(1) {
             return Some(false);
         }
         outbox.items.push_back(out);
