@@ -24,7 +24,7 @@ use tokio_tungstenite::{
 use uuid::Uuid;
 
 use crate::{
-    hub::{Conn, Hub, Out, Proof, Registration},
+    hub::{Conn, Hub, LogSubscription, Out, Proof, Registration},
     protocol::{self, ClientFrame, ErrorCode, ErrorFrame},
     store::{Membership, SendOutcome},
 };
@@ -210,10 +210,10 @@ pub async fn serve(hub: Arc<Hub>, ctx: Arc<Context>, stream: TcpStream, accepted
         read_marks: HashMap::new(),
         relayed: false,
         resumes: VecDeque::new(),
-        logs: None,
     };
     session.run().await;
     drop(session);
+    hub.end_logs(conn.id);
     Box::pin(hub.unregister(&conn)).await;
 }
 
@@ -404,27 +404,6 @@ struct Session<'a> {
     relayed: bool,
     /// Recent `resume` frames (at most [`RESUMES_PER_MINUTE`] a minute).
     resumes: VecDeque<Instant>,
-    /// `subscribe_logs`: boxed, so that connections that never send it pay one pointer.
-    logs: Option<Box<LogSubscription>>,
-}
-
-/// What a connection's `subscribe_logs` came to.
-enum LogSubscription {
-    /// Not an admin: later requests are refused without asking the database again.
-    Refused,
-    /// The forwarding task and the level it reads (an index of [`LOG_LEVELS`]).
-    Active {
-        task: tokio::task::JoinHandle<()>,
-        level: Arc<std::sync::atomic::AtomicU8>,
-    },
-}
-
-impl Drop for Session<'_> {
-    fn drop(&mut self) {
-        if let Some(LogSubscription::Active { task, .. }) = self.logs.take().map(|b| *b) {
-            task.abort();
-        }
-    }
 }
 
 /// How often a log subscription checks that its admin is still one.
@@ -675,13 +654,13 @@ impl Session<'_> {
                 .await;
         };
         let refused = || ErrorFrame::new(ErrorCode::Unauthorized, "logs are for admins");
-        if matches!(self.logs.as_deref(), Some(LogSubscription::Refused)) {
+        if self.hub.log_refused(self.conn.id) {
             return self.error(refused()).await;
         }
         match self.hub.store.role_of(self.conn.user).await {
             Ok(Some(role)) if role == "admin" => {}
             Ok(_) => {
-                self.logs = Some(Box::new(LogSubscription::Refused));
+                self.hub.set_logs(self.conn.id, LogSubscription::Refused);
                 return self.error(refused()).await;
             }
             Err(e) => {
@@ -691,19 +670,15 @@ impl Session<'_> {
                     .await;
             }
         }
-        match self.logs.as_deref() {
-            Some(LogSubscription::Active { level, .. }) => {
-                level.store(index as u8, Ordering::Relaxed)
-            }
-            _ => {
-                let level = Arc::new(std::sync::atomic::AtomicU8::new(index as u8));
-                let task = tokio::spawn(forward_logs(
-                    self.hub.clone(),
-                    self.conn.clone(),
-                    level.clone(),
-                ));
-                self.logs = Some(Box::new(LogSubscription::Active { task, level }));
-            }
+        if !self.hub.set_log_level(self.conn.id, index as u8) {
+            let level = Arc::new(std::sync::atomic::AtomicU8::new(index as u8));
+            let task = tokio::spawn(forward_logs(
+                self.hub.clone(),
+                self.conn.clone(),
+                level.clone(),
+            ));
+            self.hub
+                .set_logs(self.conn.id, LogSubscription::Active { task, level });
         }
         self.reply(protocol::logs_subscribed(LOG_LEVELS[index]))
             .await

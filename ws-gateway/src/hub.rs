@@ -31,6 +31,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What a connection's `subscribe_logs` came to.
+pub enum LogSubscription {
+    /// Not an admin: later requests are refused without asking the database again.
+    Refused,
+    /// The forwarding task and the level it reads (an index of the levels, 0 = error).
+    Active {
+        task: tokio::task::JoinHandle<()>,
+        level: Arc<std::sync::atomic::AtomicU8>,
+    },
+}
+
 /// Something to write to one connection.
 pub enum Out {
     Text(Utf8Bytes),
@@ -202,6 +213,9 @@ pub struct Hub {
     started: std::time::Instant,
     queue_frames: usize,
     pub stopping: AtomicBool,
+    /// Connections that sent `subscribe_logs`, by id (kept here, not in each connection's
+    /// state: every idle connection would pay for the few that ask).
+    logs: Mutex<HashMap<u64, LogSubscription>>,
     /// The people whose "offline" the shutdown announces (see [`Hub::stop`]).
     stopped_people: Mutex<HashSet<Uuid>>,
 }
@@ -246,6 +260,7 @@ impl Hub {
             started: std::time::Instant::now(),
             queue_frames,
             stopping: AtomicBool::new(false),
+            logs: Mutex::default(),
             stopped_people: Mutex::default(),
         });
         tokio::spawn(Self::dispatch(
@@ -770,6 +785,37 @@ impl Hub {
             }
         }
         Ok(())
+    }
+
+    /// Whether connection `id` was refused logs already.
+    pub fn log_refused(&self, id: u64) -> bool {
+        matches!(lock(&self.logs).get(&id), Some(LogSubscription::Refused))
+    }
+
+    /// Changes the level of connection `id`'s log subscription; false when it has none (or
+    /// its task stopped: the person stopped being an admin).
+    pub fn set_log_level(&self, id: u64, level: u8) -> bool {
+        match lock(&self.logs).get(&id) {
+            Some(LogSubscription::Active {
+                level: current,
+                task,
+            }) if !task.is_finished() => {
+                current.store(level, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn set_logs(&self, id: u64, subscription: LogSubscription) {
+        lock(&self.logs).insert(id, subscription);
+    }
+
+    /// Forgets connection `id`'s log subscription (it closed), stopping its task.
+    pub fn end_logs(&self, id: u64) {
+        if let Some(LogSubscription::Active { task, .. }) = lock(&self.logs).remove(&id) {
+            task.abort();
+        }
     }
 
     /// Starts a graceful shutdown: no registration succeeds from now on. Returns the people held
