@@ -391,6 +391,10 @@ async fn first_auth_frame(ws: &mut Ws, deadline: Duration) -> Result<String, &'s
 }
 
 /// What the connection task keeps while it runs.
+/// A connection's own state while it lives. Every byte here is paid by every idle connection:
+/// one more word once cost 250–400 bytes each, the task's allocation crossing into the
+/// allocator's next size class (`bench/RESULTS.md`, idle check). Keep what few connections use
+/// in the hub, keyed by connection, and measure with `bench/chat-idle.sh` after any change.
 struct Session<'a> {
     hub: &'a Arc<Hub>,
     conn: &'a Arc<Conn>,
