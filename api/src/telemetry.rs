@@ -7,11 +7,13 @@ use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, Env
 
 use crate::config::LogFormat;
 
+/// What is logged when `RUST_LOG` says nothing.
+const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,fred=warn";
+
 /// Installs the global subscriber (once per process; later calls do nothing).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,fred=warn")
-    });
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(entities::logs::TapLayer);
@@ -32,9 +34,8 @@ pub fn init(format: LogFormat) {
 /// Installs a subscriber that only feeds the live log tap (no output), unless one is installed
 /// already: what the tests use, so that the log stream has events to stream.
 pub fn init_tap_only() {
-    let filter = EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,fred=warn");
     let _ = tracing_subscriber::registry()
-        .with(filter)
+        .with(EnvFilter::new(DEFAULT_FILTER))
         .with(entities::logs::TapLayer)
         .try_init();
 }

@@ -5,10 +5,11 @@
 //! ago, chat messages past their 24 hours in conversations nobody writes to any more, photo
 //! objects whose deletion failed when their rows went) every minute, and prepares discovery
 //! queues in the background: every few seconds it takes the most recently active people whose
-//! queue is missing or about to expire and rebuilds them, [`QUEUE_WORKERS`] at a time, refreshing the queue table's planner statistics first
-//! when they are far behind ([`analyze_queue_if_stale`]). Every minute it also rolls the
-//! activity up into anonymous analytics ([`crate::analytics::roll_up`]). Everything is idempotent, so any number of workers can run side by side (two workers
-//! may occasionally rebuild the same queue twice).
+//! queue is missing or about to expire and rebuilds them, [`QUEUE_WORKERS`] at a time,
+//! refreshing the queue table's planner statistics first when they are far behind
+//! ([`analyze_queue_if_stale`]). Every minute it also rolls the activity up into anonymous
+//! analytics ([`crate::analytics::roll_up`]). Everything is idempotent, so any number of workers
+//! can run side by side (two workers may occasionally rebuild the same queue twice).
 use std::{future::Future, sync::Arc, time::Duration};
 
 use poem::{listener::TcpListener, EndpointExt, Route, Server};
@@ -158,9 +159,8 @@ pub async fn run(
                         Ok(n) => tracing::info!(rows = n, "sweep done"),
                         Err(e) => tracing::error!(error = %e, "sweep failed"),
                     }
-                    match crate::analytics::roll_up(&sweep_state.db).await {
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "analytics roll-up failed"),
+                    if let Err(e) = crate::analytics::roll_up(&sweep_state.db).await {
+                        tracing::error!(error = %e, "analytics roll-up failed");
                     }
                     match crate::photos::service::purge_scheduled_objects(&sweep_state).await {
                         Ok(0) => {}

@@ -71,6 +71,14 @@ fn nobody_listens() -> bool {
     LISTENERS.load(Ordering::Relaxed) == 0
 }
 
+/// The levels a listener may ask for, least verbose first (`subscribe_logs` stores an index).
+pub const LEVELS: [(&str, Level); 4] = [
+    ("error", Level::ERROR),
+    ("warn", Level::WARN),
+    ("info", Level::INFO),
+    ("debug", Level::DEBUG),
+];
+
 /// Parses a level name (`error`, `warn`, `info`, `debug`, `trace`), case-insensitively.
 pub fn parse_level(name: &str) -> Option<Level> {
     match name.to_ascii_lowercase().as_str() {

@@ -390,8 +390,7 @@ async fn first_auth_frame(ws: &mut Ws, deadline: Duration) -> Result<String, &'s
     }
 }
 
-/// What the connection task keeps while it runs.
-/// A connection's own state while it lives. Every byte here is paid by every idle connection:
+/// What the connection task keeps while it runs. Every byte here is paid by every idle connection:
 /// one more word once cost 250–400 bytes each, the task's allocation crossing into the
 /// allocator's next size class (`bench/RESULTS.md`, idle check). Keep what few connections use
 /// in the hub, keyed by connection, and measure with `bench/chat-idle.sh` after any change.
@@ -412,18 +411,6 @@ struct Session<'a> {
 
 /// How often a log subscription checks that its admin is still one.
 const LOG_ROLE_RECHECK: Duration = Duration::from_secs(30);
-
-/// Log levels as the forwarding task reads them (0 = error … 3 = debug).
-const LOG_LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
-
-fn log_level(index: u8) -> tracing::Level {
-    match index {
-        0 => tracing::Level::ERROR,
-        1 => tracing::Level::WARN,
-        2 => tracing::Level::INFO,
-        _ => tracing::Level::DEBUG,
-    }
-}
 
 /// Forwards this process's log events at `level` or above to `conn` until it closes, or until
 /// its person is no longer an admin (checked every [`LOG_ROLE_RECHECK`]); events that find its
@@ -456,7 +443,7 @@ async fn forward_logs(hub: Arc<Hub>, conn: Arc<Conn>, level: Arc<std::sync::atom
             }
             Err(RecvError::Closed) => return,
         };
-        let min = log_level(level.load(Ordering::Relaxed));
+        let min = entities::logs::LEVELS[usize::from(level.load(Ordering::Relaxed))].1;
         if !entities::logs::at_least(&event, min) {
             continue;
         }
@@ -646,7 +633,7 @@ impl Session<'_> {
         let name = level
             .unwrap_or_else(|| "info".to_owned())
             .to_ascii_lowercase();
-        let Some(index) = LOG_LEVELS.iter().position(|l| *l == name) else {
+        let Some(index) = entities::logs::LEVELS.iter().position(|(l, _)| *l == name) else {
             return self
                 .error(
                     ErrorFrame::new(
@@ -684,7 +671,7 @@ impl Session<'_> {
             self.hub
                 .set_logs(self.conn.id, LogSubscription::Active { task, level });
         }
-        self.reply(protocol::logs_subscribed(LOG_LEVELS[index]))
+        self.reply(protocol::logs_subscribed(entities::logs::LEVELS[index].0))
             .await
     }
 
